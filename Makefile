@@ -1,0 +1,40 @@
+# SPDX-License-Identifier: GPL-2.0 OR Linux-OpenIB
+#
+# make demo    set everything up, boot a Soft-RoCE VM on the default kernel and show what the
+#              project does
+# make check   set everything up and run every test (unit + VM, both kernels)
+#
+# Variables: KERNELS="6.12 7.3" (kernels to set up and test), KERNEL=6.12 (the demo's kernel),
+# BUILD=build (build directory). The cache of downloads and prepared kernel trees lives in
+# $HMMVERBS_CACHE (default ~/.cache/hmmverbs); pin a kernel with HMMV_KERNEL_6_12=<release> or
+# HMMV_KERNEL_7_3=<release>.
+BUILD ?= build
+KERNELS ?= 6.12 7.3
+KERNEL ?= 6.12
+export HMMV_BUILD := $(abspath $(BUILD))
+export HMMV_KERNELS := $(KERNELS)
+
+.PHONY: all setup build modules check unit demo clean
+all: build
+
+setup:
+	scripts/setup
+
+build: setup
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j2
+
+modules: setup
+	kernel/build
+
+unit: build
+	tests/check --unit-only
+
+check: build
+	tests/check --kernels "$(KERNELS)"
+
+demo: build
+	tests/vm/run --kernel $(KERNEL) -- tests/vm/demo
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0 OR Linux-OpenIB
+# Unit test of tests/vm/judge-log: which guest logs fail a VM run.
+set -u
+JUDGE=$(dirname "$0")/../vm/judge-log
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+
+# expect VERDICT(0 clean / 1 splat) NAME FILE [expected text in the report]
+expect() {
+	local want=$1 name=$2 file=$3 text=${4:-} out got
+	out=$("$JUDGE" "$file")
+	got=$?
+	if [ "$got" != "$want" ]; then
+		echo "FAIL $name: verdict $got, want $want (report: $out)"
+		fails=$((fails + 1))
+	elif [ -n "$text" ] && ! grep -qF -- "$text" <<<"$out"; then
+		echo "FAIL $name: report does not name '$text' (report: $out)"
+		fails=$((fails + 1))
+	else
+		echo "ok $name"
+	fi
+}
+
+log() { printf '%s\n' "$@" >"$T/$1.dmesg"; }
+
+printf '[    1.0] rdma_rxe: loaded\n[    2.0] rxe0: added veth0\n' >"$T/clean.dmesg"
+expect 0 clean "$T/clean.dmesg"
+
+for splat in "BUG: injected" "BUG: kernel NULL pointer dereference, address: 0000000000000008" \
+	"WARNING: CPU: 1 PID: 77 at drivers/infiniband/hmm/ib_hmm_mr.c:120 ib_hmm_mr_copy+0x1/0x2" \
+	"Oops: general protection fault, probably for non-canonical address" \
+	"watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [kworker/0:1:33]" \
+	"INFO: task kworker/u4:2:88 blocked for more than 120 seconds." \
+	"BUG: KASAN: slab-use-after-free in ib_hmm_table_lookup+0x2a/0x90" \
+	"UBSAN: shift-out-of-bounds in drivers/infiniband/hmm/ib_hmm_table.c:44:9" \
+	"WARNING: possible circular locking dependency detected" \
+	"kmemleak: 3 new suspected memory leaks (see /sys/kernel/debug/kmemleak)" \
+	"Kernel panic - not syncing: Fatal exception" \
+	"rcu: INFO: rcu_sched self-detected stall on CPU"; do
+	printf '[    1.0] rdma_rxe: loaded\n[    3.5] %s\n' "$splat" >"$T/s.dmesg"
+	expect 1 "splat: ${splat:0:40}" "$T/s.dmesg" "${splat:0:20}"
+done
+
+# Console captures: only kernel lines count, the command's own output does not.
+printf ' WARNING: BW peak won'"'"'t be measured in this run.\nBUG: this is test output\n' >"$T/a.console"
+expect 0 "console: command output is not judged" "$T/a.console"
+printf 'hello\n[   12.345678] BUG: unable to handle page fault for address: ffff\n' >"$T/b.console"
+expect 1 "console: kernel line is judged" "$T/b.console" "unable to handle page fault"
+
+# At most five lines, duplicates once.
+for i in 1 2 3 4 5 6 7; do echo "[ $i.0] WARNING: at foo.c:$i"; echo "[ $i.1] WARNING: at foo.c:$i"; done >"$T/many.dmesg"
+out=$("$JUDGE" "$T/many.dmesg")
+if [ "$(wc -l <<<"$out")" = 5 ] && [ "$(sort -u <<<"$out" | wc -l)" = 5 ]; then
+	echo "ok report is bounded and deduplicated"
+else
+	echo "FAIL report is bounded and deduplicated: $out"
+	fails=$((fails + 1))
+fi
+
+expect 0 "missing file is ignored" "$T/nonexistent"
+[ "$fails" = 0 ]

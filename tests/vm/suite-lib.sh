@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: GPL-2.0 OR Linux-OpenIB
+#
+# Helpers for test suites that run inside a VM of tests/vm/run. Every test prints exactly one
+# line, "PASS <name>", "FAIL <name>: <why>" or "SKIP <name>: <why>", where <name> is prefixed
+# with the VM's configuration (vm/<kernel>/<modules>/<hosts>h/); tests/check counts them.
+# The output of a failing test is kept in $HMMV_RUN_DIR/a/tests/<name>.log and its tail shown.
+
+SUITE_PREFIX="vm/$HMMV_KERNEL/$HMMV_MODULES/${HMMV_HOSTS}h"
+SUITE_FAILS=0
+SUITE_LOGS=$HMMV_RUN_DIR/a/tests
+mkdir -p "$SUITE_LOGS"
+BIN=${HMMV_BUILD:-$HMMV_ROOT/build}/tests/vm
+
+# t NAME CMD...: run CMD (a shell function or program) as the test NAME, 300 s at most.
+t() {
+	local name="$SUITE_PREFIX/$1" log rc
+	shift
+	log="$SUITE_LOGS/${name//\//_}.log"
+	( "$@" ) >"$log" 2>&1 &
+	local pid=$! waited=0
+	while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 3000 ]; do
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		pkill -KILL -P "$pid" 2>/dev/null
+		kill -KILL "$pid" 2>/dev/null
+		echo "test timed out after 300 s" >>"$log"
+	fi
+	wait "$pid"
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		echo "PASS $name"
+	elif [ "$rc" = 77 ]; then
+		echo "SKIP $name: $(tail -n 1 "$log")"
+	else
+		echo "FAIL $name: exit $rc; last lines of $log:"
+		tail -n 8 "$log" | sed 's/^/    /'
+		SUITE_FAILS=$((SUITE_FAILS + 1))
+	fi
+}
+
+skip() { echo "$*"; exit 77; }
+
+# The GID index of DEV's RoCE v2 IPv4 address (as the perftest and pingpong tools want it).
+gid_index() {
+	local dev=$1 i
+	for i in $(seq 0 15); do
+		[ -f "/sys/class/infiniband/$dev/ports/1/gid_attrs/types/$i" ] || continue
+		grep -q 'v2' "/sys/class/infiniband/$dev/ports/1/gid_attrs/types/$i" 2>/dev/null || continue
+		grep -q '0000:0000:0000:0000:0000:ffff' "/sys/class/infiniband/$dev/ports/1/gids/$i" && { echo "$i"; return; }
+	done
+	echo "no RoCE v2 IPv4 GID on $dev" >&2
+	return 1
+}
+
+# pair WHERE SERVER_DEV CONNECT_ADDR -- ARGS...: run a hmmv_xfer server (locally or, with WHERE
+# = peer, on the second host) and a client against it; both must succeed.
+pair() {
+	local where=$1 sdev=$2 addr=$3 srv_rc cli_rc port=$((18600 + RANDOM % 1000))
+	shift 4
+	if [ "$where" = peer ]; then
+		peer "$BIN/hmmv_xfer" -d "$sdev" -p "$port" "$@" &
+	else
+		"$BIN/hmmv_xfer" -d "$sdev" -p "$port" "$@" &
+	fi
+	local spid=$!
+	"$BIN/hmmv_xfer" -d "$HMMV_DEV" -p "$port" "$@" "$addr"
+	cli_rc=$?
+	wait "$spid"
+	srv_rc=$?
+	[ "$cli_rc" = 0 ] && [ "$srv_rc" = 0 ]
+}
+
+suite_end() {
+	exit $((SUITE_FAILS > 0))
+}
