@@ -19,6 +19,8 @@
  *               implicit (one implicit ODP MR: addr 0, length SIZE_MAX)
  *   -u          leave the receiving buffers untouched (never written by the CPU) until the
  *               transfer lands; guards are then zero
+ *   -T          print timing: the first iteration's throughput (with -u: into never-touched
+ *               memory) and the median of the others, per operation, as JSON lines
  * Exit status: 0 when every transfer completed and every byte matched, 1 otherwise.
  */
 #define _GNU_SOURCE
@@ -57,6 +59,7 @@ struct opts {
 	unsigned int ops;
 	enum mode mode;
 	bool untouched;
+	bool timing;
 	const char *server;
 };
 
@@ -421,9 +424,41 @@ static uint64_t peer_atomic_addr(const struct ctx *c)
 	return (c->peer.addr + GUARD + c->o.offset + c->o.size + GUARD + 16 - 16 + 7) & ~7ULL;
 }
 
+static double now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* One JSON line per operation: first-iteration and median steady-state throughput. */
+static void report_timing(const struct ctx *c, unsigned int op, double *sec, int n)
+{
+	double mb = c->o.size / 1e6, steady = 0;
+
+	if (n > 1) {
+		qsort(sec + 1, n - 1, sizeof(*sec), cmp_double);
+		steady = mb / sec[1 + (n - 1) / 2];
+	}
+	printf("{\"op\":\"%s\",\"size\":%zu,\"mode\":\"%s\",\"untouched\":%s,"
+	       "\"first_MBps\":%.2f,\"steady_MBps\":%.2f,\"iters\":%d}\n",
+	       op_names[op], c->o.size,
+	       c->o.mode == MODE_PINNED ? "pinned" : c->o.mode == MODE_ODP ? "odp" : "implicit",
+	       c->o.untouched ? "true" : "false", mb / sec[0], steady, n);
+}
+
 static int run_client(struct ctx *c)
 {
 	int failures = 0;
+	double *sec = calloc(c->o.iters, sizeof(*sec));
 	uint8_t *msg = c->buf + GUARD + c->o.offset;
 	uint64_t rmsg = c->peer.addr + GUARD + c->o.offset;
 
@@ -437,23 +472,24 @@ static int run_client(struct ctx *c)
 			/* Server prepares (posts a receive, fills its buffer, seeds its atomic). */
 			xsend(c->sock, &m, sizeof(m));
 			xrecv(c->sock, &r, sizeof(r));
+			if (op == OP_SEND || op == OP_WRITE)
+				fill(msg, c->o.size, k, op);
+			sec[k] = now_sec();
 			switch (op) {
 			case OP_SEND:
-				fill(msg, c->o.size, k, op);
 				post_send(c, IBV_WR_SEND, msg, c->o.size, 0, 0, 0);
 				err = wait_wc(c, "send");
 				break;
 			case OP_WRITE:
-				fill(msg, c->o.size, k, op);
 				post_send(c, IBV_WR_RDMA_WRITE, msg, c->o.size, rmsg, 0, 0);
 				err = wait_wc(c, "rdma write");
 				break;
 			case OP_READ:
-				reset_buf(c);
 				post_send(c, IBV_WR_RDMA_READ, msg, c->o.size, rmsg, 0, 0);
-				err = wait_wc(c, "rdma read") || check(c, "rdma read", k, op, guard_byte(c));
-				if (!c->o.untouched)
-					reset_buf(c);
+				err = wait_wc(c, "rdma read");
+				sec[k] = now_sec() - sec[k];
+				err = err || check(c, "rdma read", k, op, guard_byte(c));
+				reset_buf(c);
 				break;
 			case OP_CAS:
 			case OP_FAA: {
@@ -467,6 +503,7 @@ static int run_client(struct ctx *c)
 					post_send(c, IBV_WR_ATOMIC_FETCH_AND_ADD, c->atomic_res, 8,
 						  peer_atomic_addr(c), 0x1111 + k, 0);
 				err = wait_wc(c, op_names[op]);
+				sec[k] = now_sec() - sec[k];
 				want = seed;
 				if (!err && *c->atomic_res != want) {
 					fprintf(stderr, "hmmv_xfer: %s iter %d: original 0x%" PRIx64
@@ -476,6 +513,8 @@ static int run_client(struct ctx *c)
 				break;
 			}
 			}
+			if (op == OP_SEND || op == OP_WRITE)
+				sec[k] = now_sec() - sec[k];
 			/* Server checks what landed on its side. */
 			m.status = err;
 			xsend(c->sock, &m, sizeof(m));
@@ -486,6 +525,8 @@ static int run_client(struct ctx *c)
 				failures++;
 			}
 		}
+		if (c->o.timing && !failures)
+			report_timing(c, op, sec, c->o.iters);
 		printf("hmmv_xfer: %-5s size %zu offset %zu mode %s x%d: %s\n", op_names[op], c->o.size,
 		       c->o.offset, c->o.mode == MODE_PINNED ? "pinned" : c->o.mode == MODE_ODP ? "odp" : "implicit",
 		       c->o.iters, failures ? "FAILED" : "ok");
@@ -493,6 +534,7 @@ static int run_client(struct ctx *c)
 	struct ctl bye = { .op = UINT32_MAX };
 
 	xsend(c->sock, &bye, sizeof(bye));
+	free(sec);
 	return failures ? 1 : 0;
 }
 
@@ -585,7 +627,7 @@ int main(int argc, char **argv)
 	int opt, gid_index, rc;
 
 	c.o.ops = parse_ops("send,write,read");
-	while ((opt = getopt(argc, argv, "d:g:p:s:o:n:t:m:u")) != -1) {
+	while ((opt = getopt(argc, argv, "d:g:p:s:o:n:t:m:uT")) != -1) {
 		switch (opt) {
 		case 'd': c.o.dev = optarg; break;
 		case 'g': c.o.gid_index = atoi(optarg); break;
@@ -607,6 +649,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'u': c.o.untouched = true; break;
+		case 'T': c.o.timing = true; break;
 		default:
 			fprintf(stderr, "usage: see the comment at the top of hmmv_xfer.c\n");
 			return 2;
