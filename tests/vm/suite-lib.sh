@@ -75,3 +75,23 @@ pair() {
 suite_end() {
 	exit $((SUITE_FAILS > 0))
 }
+
+# passthrough GROUP CMD...: run a test program that prints its own "PASS name" / "FAIL name: why"
+# / "SKIP name: why" lines; show them under $SUITE_PREFIX/GROUP/. A program that exits non-zero
+# without naming a failing test, or runs no test at all, counts as one failed test.
+passthrough() {
+	local group=$1 log rc n fails
+	shift
+	log="$SUITE_LOGS/${group//\//_}.log"
+	"$@" >"$log" 2>&1
+	rc=$?
+	sed -nE "s#^(PASS|FAIL|SKIP) #\\1 $SUITE_PREFIX/$group/#p" "$log"
+	n=$(grep -cE '^(PASS|FAIL|SKIP) ' "$log")
+	fails=$(grep -c '^FAIL ' "$log")
+	if [ "$n" = 0 ] || { [ "$rc" != 0 ] && [ "$fails" = 0 ]; }; then
+		echo "FAIL $SUITE_PREFIX/$group/program: exit $rc after $n tests; last lines of $log:"
+		tail -n 8 "$log" | sed 's/^/    /'
+		fails=1
+	fi
+	[ "$fails" = 0 ] || SUITE_FAILS=$((SUITE_FAILS + 1))
+}

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ib_hmm fault helper: the hmm_range_fault() loop of hmm.rst, in batches,
+ * used by the data path, prefetch and the test module.
+ */
+#include <linux/hmm.h>
+#include <linux/jiffies.h>
+#include <linux/minmax.h>
+#include <linux/mm.h>
+#include <linux/moduleparam.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+
+#include "ib_hmm_priv.h"
+
+/*
+ * Pages faulted ahead of a data-path miss, within the MR and the VMA of
+ * the missing page. 16 is a starting point: tune it by measurement (bigger
+ * windows save fault round trips for streaming access, cost memory and
+ * invalidation work for sparse access).
+ */
+unsigned int ib_hmm_fault_around_pages = 16;
+module_param_named(fault_around_pages, ib_hmm_fault_around_pages, uint, 0644);
+MODULE_PARM_DESC(fault_around_pages,
+		 "Pages faulted ahead of a data-path miss (1..512, default 16; tune by measurement)");
+
+/*
+ * The end of a batch once the fault-around part (beyond @req_end) is
+ * clipped to the VMA of the last required page. Called with the mmap lock.
+ */
+static u64 ib_hmm_fault_clip(struct mm_struct *mm, u64 start, u64 req_end,
+			     u64 end)
+{
+	u64 anchor = start < req_end ? req_end - PAGE_SIZE : start;
+	u64 keep = clamp(req_end, start, end);
+	struct vm_area_struct *vma;
+
+	mmap_assert_locked(mm);
+	vma = vma_lookup(mm, anchor);
+	if (!vma)
+		return keep;
+	return max(min(end, (u64)vma->vm_end), keep);
+}
+
+/* One hmm_range_fault() call's worth: [start, *endp), at most a batch. */
+static int ib_hmm_fault_batch(struct ib_hmm_mirror *m, unsigned long *pfns,
+			      u64 start, u64 req_end, u64 *endp,
+			      unsigned int flags, u64 *made_present)
+{
+	unsigned long timeout = jiffies +
+				msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	struct hmm_range range = {
+		.notifier = &m->notifier,
+		.start = start,
+		.hmm_pfns = pfns,
+	};
+	struct mm_struct *mm = m->mm;
+	unsigned long i, npages, p;
+	u64 end;
+	int ret;
+
+	if (!(flags & IB_HMM_FAULT_NO_FAULT)) {
+		range.default_flags = HMM_PFN_REQ_FAULT;
+		if (flags & IB_HMM_FAULT_WRITE)
+			range.default_flags |= HMM_PFN_REQ_WRITE;
+	}
+
+again:
+	if (time_after(jiffies, timeout))
+		return -EBUSY;
+	range.notifier_seq = mmu_interval_read_begin(&m->notifier);
+	mmap_read_lock(mm);
+	end = *endp;
+	if (end > req_end)
+		end = ib_hmm_fault_clip(mm, start, req_end, end);
+	if (end <= start) {
+		mmap_read_unlock(mm);
+		*endp = start;
+		return 0;
+	}
+	range.end = end;
+	npages = (end - start) >> PAGE_SHIFT;
+	/* Input flags are sticky on newer kernels: start from zero. */
+	memset(pfns, 0, npages * sizeof(*pfns));
+	ret = hmm_range_fault(&range);
+	mmap_read_unlock(mm);
+	if (ret) {
+		if (ret == -EBUSY)
+			goto again;
+		/* Write to a read-only VMA: a bad address for the device. */
+		return ret == -EPERM ? -EFAULT : ret;
+	}
+
+	mutex_lock(&m->lock);
+	if (mmu_interval_read_retry(&m->notifier, range.notifier_seq)) {
+		mutex_unlock(&m->lock);
+		goto again;
+	}
+	for (i = 0, ret = 0; i < npages; i += ret) {
+		p = pfns[i];
+		if (!(p & HMM_PFN_VALID) || (p & HMM_PFN_ERROR)) {
+			ret = 1;
+			continue;
+		}
+		ret = ib_hmm_table_install(&m->table, &m->lock,
+					   start + ((u64)i << PAGE_SHIFT),
+					   page_to_pfn(hmm_pfn_to_page(p)),
+					   hmm_pfn_to_map_order(p),
+					   (flags & IB_HMM_FAULT_WRITE) &&
+					   (p & HMM_PFN_WRITE),
+					   made_present);
+		if (ret < 0)
+			break;
+	}
+	mutex_unlock(&m->lock);
+	if (ret == -ENOMEM) {
+		if (!ib_hmm_table_refill(&m->table, &m->lock))
+			return -ENOMEM;
+		goto again;
+	}
+	if (ret < 0)
+		return ret;
+	*endp = end;
+	return 0;
+}
+
+/**
+ * ib_hmm_fault_range() - make [@start, @end) present in the mirror
+ * @m: the mirror
+ * @start: first address (rounded down to a page)
+ * @req_end: end of the pages that must become present; pages in
+ *	[@req_end, @end) are fault-around: clipped to the VMA of the last
+ *	required page and best effort
+ * @end: end address (rounded up to a page)
+ * @flags: IB_HMM_FAULT_WRITE to fault for write (only then entries get
+ *	WRITE), IB_HMM_FAULT_NO_FAULT to install only pages already present
+ * @made_present: incremented by the number of 4 KiB pages that became
+ *	present
+ *
+ * Runs the hmm.rst loop (read_begin, mmap_read_lock, hmm_range_fault,
+ * mmap_read_unlock, mirror->lock, read_retry, install, unlock) once per
+ * batch of IB_HMM_FAULT_BATCH pages, retrying a batch when it collides with
+ * an invalidation.
+ *
+ * Context: process or worker context, may sleep; no ib_hmm lock and no
+ * mmap lock held.
+ * Return: 0 on success; -EFAULT if the process is gone or a required page
+ * is unmapped, PROT_NONE, or read-only when writing was asked; -ENOMEM;
+ * -EBUSY if invalidations kept colliding for HMM_RANGE_DEFAULT_TIMEOUT ms;
+ * -EINTR on a fatal signal.
+ */
+int ib_hmm_fault_range(struct ib_hmm_mirror *m, u64 start, u64 req_end,
+		       u64 end, unsigned int flags, u64 *made_present)
+{
+	unsigned long *pfns;
+	u64 bs, be, full;
+	int ret = 0;
+
+	start &= PAGE_MASK;
+	req_end = ALIGN(req_end, PAGE_SIZE);
+	end = max(ALIGN(end, PAGE_SIZE), req_end);
+
+	pfns = kmalloc_array(IB_HMM_FAULT_BATCH, sizeof(*pfns), GFP_KERNEL);
+	if (!pfns)
+		return -ENOMEM;
+	if (!mmget_not_zero(m->mm)) {
+		ret = -EFAULT;
+		goto free_pfns;
+	}
+	for (bs = start; bs < end; bs = be) {
+		full = min(end, bs + (u64)IB_HMM_FAULT_BATCH * PAGE_SIZE);
+		be = full;
+		ret = ib_hmm_fault_batch(m, pfns, bs, req_end, &be, flags,
+					 made_present);
+		if (ret) {
+			/* Fault-around is best effort. */
+			if (bs >= req_end)
+				ret = 0;
+			break;
+		}
+		if (be != full)
+			break;
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		cond_resched();
+	}
+	mmput(m->mm);
+free_pfns:
+	kfree(pfns);
+	return ret;
+}

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ib_hmm mirrors: one per (owner, mm), shared by every MR of that owner in
+ * that process. A mirror holds the mm with mmgrab() only and watches the
+ * whole user address space with one mmu interval notifier.
+ */
+#include <linux/err.h>
+#include <linux/hashtable.h>
+#include <linux/mmu_notifier.h>
+#include <linux/rculist.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+
+#include "ib_hmm_priv.h"
+
+/* Protects ib_hmm_mirrors and the final put of every mirror's ref. */
+static DEFINE_MUTEX(ib_hmm_mirrors_lock);
+static DEFINE_HASHTABLE(ib_hmm_mirrors, 6);
+
+static unsigned long ib_hmm_mirror_key(const void *owner, struct mm_struct *mm)
+{
+	return hash_ptr(owner, 32) ^ (unsigned long)mm;
+}
+
+/*
+ * The invalidate side of hmm.rst: blockable check, lock, set_seq, zap,
+ * unlock. The zap takes each populated granule's stripe for write, so
+ * in-flight data-path accesses to the range end before this returns.
+ */
+static bool ib_hmm_mirror_invalidate(struct mmu_interval_notifier *mni,
+				     const struct mmu_notifier_range *range,
+				     unsigned long cur_seq)
+{
+	struct ib_hmm_mirror *m = container_of(mni, struct ib_hmm_mirror,
+					       notifier);
+	bool blockable = mmu_notifier_range_blockable(range);
+	struct ib_hmm_zap_acct acct = { .mirror = m };
+	int ret;
+
+	if (blockable)
+		mutex_lock(&m->lock);
+	else if (!mutex_trylock(&m->lock))
+		return false;
+
+	mmu_interval_set_seq(mni, cur_seq);
+	m->inv_gen++;
+	ret = ib_hmm_table_zap(&m->table, &m->lock, range->start, range->end,
+			       blockable, ib_hmm_stats_zapped, &acct);
+	ib_hmm_stats_zap_done(&acct);
+	mutex_unlock(&m->lock);
+	return !ret;
+}
+
+static const struct mmu_interval_notifier_ops ib_hmm_mirror_ops = {
+	.invalidate = ib_hmm_mirror_invalidate,
+};
+
+/**
+ * ib_hmm_mirror_get() - find or create the mirror of (@owner, @mm)
+ * @owner: opaque owner (device) pointer
+ * @mm: the address space to mirror
+ *
+ * Context: process context, may sleep; takes ib_hmm_mirrors_lock and, to
+ * create a mirror, the mmap lock of @mm.
+ * Return: the mirror with a reference held, ERR_PTR(-ENOMEM), or
+ * ERR_PTR(-EFAULT) if the process of @mm has exited.
+ */
+struct ib_hmm_mirror *ib_hmm_mirror_get(const void *owner,
+					struct mm_struct *mm)
+{
+	unsigned long key = ib_hmm_mirror_key(owner, mm);
+	struct ib_hmm_mirror *m;
+	int ret;
+
+	mutex_lock(&ib_hmm_mirrors_lock);
+	hash_for_each_possible(ib_hmm_mirrors, m, hnode, key) {
+		if (m->owner == owner && m->mm == mm) {
+			refcount_inc(&m->ref);
+			goto unlock;
+		}
+	}
+
+	m = kzalloc_obj(*m, GFP_KERNEL);
+	if (!m) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	m->owner = owner;
+	m->mm = mm;
+	refcount_set(&m->ref, 1);
+	mutex_init(&m->lock);
+	INIT_LIST_HEAD(&m->mrs);
+	spin_lock_init(&m->atomic_lock);
+	ib_hmm_table_init(&m->table, mm->task_size);
+
+	/* Registering a notifier needs a live mm; keep it only for that. */
+	if (!mmget_not_zero(mm)) {
+		ret = -EFAULT;
+		goto free_mirror;
+	}
+	ret = mmu_interval_notifier_insert(&m->notifier, mm, 0,
+					   ULONG_MAX & PAGE_MASK,
+					   &ib_hmm_mirror_ops);
+	mmput(mm);
+	if (ret)
+		goto free_mirror;
+	mmgrab(mm);
+	hash_add(ib_hmm_mirrors, &m->hnode, key);
+	atomic64_inc(&ib_hmm_stats.mirrors);
+unlock:
+	mutex_unlock(&ib_hmm_mirrors_lock);
+	return m;
+
+free_mirror:
+	kfree(m);
+err:
+	mutex_unlock(&ib_hmm_mirrors_lock);
+	return ERR_PTR(ret);
+}
+
+/**
+ * ib_hmm_mirror_put() - drop a mirror reference
+ * @m: the mirror
+ *
+ * The last reference removes the notifier, frees the table and drops the
+ * mm.
+ *
+ * Context: may sleep; no ib_hmm lock held.
+ */
+void ib_hmm_mirror_put(struct ib_hmm_mirror *m)
+{
+	if (!refcount_dec_and_mutex_lock(&m->ref, &ib_hmm_mirrors_lock))
+		return;
+	hash_del(&m->hnode);
+	mutex_unlock(&ib_hmm_mirrors_lock);
+
+	/* Waits for running invalidations; none start afterwards. */
+	mmu_interval_notifier_remove(&m->notifier);
+	ib_hmm_table_destroy(&m->table);
+	mmdrop(m->mm);
+	atomic64_dec(&ib_hmm_stats.mirrors);
+	kfree(m);
+}
+
+/**
+ * ib_hmm_mirror_add_mr() - make @mr see the invalidations of @m
+ * @m: the mirror
+ * @mr: a new MR view on it
+ *
+ * Context: may sleep; takes mirror->lock.
+ */
+void ib_hmm_mirror_add_mr(struct ib_hmm_mirror *m, struct ib_hmm_mr *mr)
+{
+	mutex_lock(&m->lock);
+	list_add_tail_rcu(&mr->node, &m->mrs);
+	mutex_unlock(&m->lock);
+}
+
+/**
+ * ib_hmm_mirror_del_mr() - remove @mr from the invalidation accounting
+ * @m: the mirror
+ * @mr: an MR view on it
+ *
+ * Context: may sleep; takes mirror->lock.
+ */
+void ib_hmm_mirror_del_mr(struct ib_hmm_mirror *m, struct ib_hmm_mr *mr)
+{
+	mutex_lock(&m->lock);
+	list_del_rcu(&mr->node);
+	mutex_unlock(&m->lock);
+}

@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ib_hmm mirror table: a sparse multi-level table keyed by virtual address.
+ *
+ * Nodes are single pages of 512 u64 slots, allocated on first use and freed
+ * (RCU-deferred) when they become empty, so memory grows with touched pages
+ * only: about 8 bytes per mirrored 4 KiB page plus one node per level on the
+ * path, and nothing for an MR that was never touched. A 2 MiB (or larger)
+ * CPU mapping is one HUGE entry in a level 1 slot, without a leaf.
+ *
+ * Writers (install, zap) hold mirror->lock; readers walk with READ_ONCE()
+ * under rcu_read_lock() (see Locking in ib_hmm_priv.h).
+ */
+#include <linux/gfp.h>
+#include <linux/minmax.h>
+#include <linux/mm.h>
+#include <linux/rcupdate.h>
+#include <linux/string.h>
+
+#include "ib_hmm_priv.h"
+
+static inline unsigned int ib_hmm_level_shift(unsigned int level)
+{
+	return PAGE_SHIFT + level * IB_HMM_LEVEL_BITS;
+}
+
+static inline unsigned int ib_hmm_slot_index(u64 addr, unsigned int level)
+{
+	return (addr >> ib_hmm_level_shift(level)) & (IB_HMM_LEVEL_SLOTS - 1);
+}
+
+static inline bool ib_hmm_slot_is_entry(u64 slot)
+{
+	return slot & IB_HMM_E_VALID;
+}
+
+static inline u64 *ib_hmm_slot_node(u64 slot)
+{
+	return (u64 *)(unsigned long)slot;
+}
+
+static inline void ib_hmm_slot_publish(u64 *slot, u64 *node)
+{
+	/* Pairs with READ_ONCE() in ib_hmm_table_lookup(): node is zeroed. */
+	smp_store_release(slot, (u64)(unsigned long)node);
+}
+
+/**
+ * ib_hmm_table_init() - set up an empty table for an address space
+ * @t: the table
+ * @task_size: the first user address not to be covered
+ *
+ * Uses as many 9-bit levels as @task_size needs (4 for 47-bit, 5 for
+ * 56-bit user address spaces). Allocates nothing.
+ */
+void ib_hmm_table_init(struct ib_hmm_table *t, u64 task_size)
+{
+	unsigned int bits, levels, i;
+
+	bits = task_size > 1 ? fls64(task_size - 1) : 1;
+	bits = max_t(unsigned int, bits, ib_hmm_level_shift(2));
+	levels = DIV_ROUND_UP(bits - PAGE_SHIFT, IB_HMM_LEVEL_BITS);
+	levels = min_t(unsigned int, levels, IB_HMM_MAX_LEVELS);
+
+	t->root = 0;
+	t->levels = levels;
+	t->limit = 1ULL << ib_hmm_level_shift(levels);
+	t->bytes = 0;
+	t->nr_spare = 0;
+	for (i = 0; i < IB_HMM_NR_STRIPES; i++)
+		init_rwsem(&t->stripe[i]);
+}
+
+static void ib_hmm_table_account(struct ib_hmm_table *t, long delta)
+{
+	WRITE_ONCE(t->bytes, t->bytes + delta);
+	atomic64_add(delta, &ib_hmm_stats.table_bytes);
+}
+
+static u64 *ib_hmm_node_alloc(struct ib_hmm_table *t)
+{
+	u64 *node;
+
+	if (t->nr_spare)
+		node = t->spare[--t->nr_spare];
+	else
+		node = (u64 *)get_zeroed_page(GFP_NOWAIT | __GFP_NOWARN);
+	if (node)
+		ib_hmm_table_account(t, PAGE_SIZE);
+	return node;
+}
+
+static void ib_hmm_node_free_rcu(struct rcu_head *head)
+{
+	__free_page(container_of(head, struct page, rcu_head));
+}
+
+/* Unlink *slot (pointing to an empty node) and free the node after a grace period. */
+static void ib_hmm_node_unlink(struct ib_hmm_table *t, u64 *slot)
+{
+	u64 *node = ib_hmm_slot_node(*slot);
+
+	WRITE_ONCE(*slot, 0);
+	ib_hmm_table_account(t, -(long)PAGE_SIZE);
+	call_rcu(&virt_to_page(node)->rcu_head, ib_hmm_node_free_rcu);
+}
+
+static bool ib_hmm_node_empty(const u64 *node)
+{
+	return !memchr_inv(node, 0, PAGE_SIZE);
+}
+
+static void ib_hmm_node_destroy(u64 *node, unsigned int level)
+{
+	unsigned int i;
+	u64 v;
+
+	for (i = 0; level && i < IB_HMM_LEVEL_SLOTS; i++) {
+		v = node[i];
+		if (v && !ib_hmm_slot_is_entry(v))
+			ib_hmm_node_destroy(ib_hmm_slot_node(v), level - 1);
+	}
+	free_page((unsigned long)node);
+}
+
+/**
+ * ib_hmm_table_destroy() - free every node of a table
+ * @t: the table; nobody may use it any more
+ */
+void ib_hmm_table_destroy(struct ib_hmm_table *t)
+{
+	if (t->root)
+		ib_hmm_node_destroy(ib_hmm_slot_node(t->root), t->levels - 1);
+	t->root = 0;
+	ib_hmm_table_account(t, -(long)t->bytes);
+	while (t->nr_spare)
+		free_page((unsigned long)t->spare[--t->nr_spare]);
+}
+
+/**
+ * ib_hmm_table_refill() - top up the spare node pool
+ * @t: the table
+ * @lock: mirror->lock, not held by the caller
+ *
+ * Installs run under mirror->lock, which reclaim may need (the invalidate
+ * callback), so they only allocate with GFP_NOWAIT. When that fails the
+ * fault helper drops the lock, calls this (which may sleep in reclaim) and
+ * retries.
+ *
+ * Context: may sleep; takes @lock.
+ * Return: true if the pool holds at least one node.
+ */
+bool ib_hmm_table_refill(struct ib_hmm_table *t, struct mutex *lock)
+{
+	void *nodes[IB_HMM_SPARE_NODES];
+	unsigned int n;
+	bool ok;
+
+	for (n = 0; n < IB_HMM_SPARE_NODES; n++) {
+		nodes[n] = (void *)get_zeroed_page(GFP_KERNEL);
+		if (!nodes[n])
+			break;
+	}
+	mutex_lock(lock);
+	while (n && t->nr_spare < IB_HMM_SPARE_NODES)
+		t->spare[t->nr_spare++] = nodes[--n];
+	ok = t->nr_spare > 0;
+	mutex_unlock(lock);
+	while (n)
+		free_page((unsigned long)nodes[--n]);
+	return ok;
+}
+
+/**
+ * ib_hmm_table_lookup() - the entry of the 4 KiB page at @addr
+ * @t: the table
+ * @addr: a user virtual address
+ *
+ * Context: rcu_read_lock() or mirror->lock held. To use the page, the caller
+ * must also hold the stripe of @addr (read) from before the lookup until
+ * the access ends.
+ * Return: 0 if no page is mirrored at @addr, else an entry with the pfn of
+ * that 4 KiB page and IB_HMM_E_* flags (IB_HMM_E_HUGE if it comes from a
+ * huge entry).
+ */
+u64 ib_hmm_table_lookup(struct ib_hmm_table *t, u64 addr)
+{
+	unsigned int level;
+	u64 v;
+
+	if (addr >= t->limit)
+		return 0;
+	v = READ_ONCE(t->root);
+	for (level = t->levels - 1; level > 0; level--) {
+		if (!v)
+			return 0;
+		v = READ_ONCE(ib_hmm_slot_node(v)[ib_hmm_slot_index(addr, level)]);
+		if (ib_hmm_slot_is_entry(v))
+			return v + ((u64)ib_hmm_slot_index(addr, 0) << PAGE_SHIFT);
+	}
+	if (!v)
+		return 0;
+	return READ_ONCE(ib_hmm_slot_node(v)[ib_hmm_slot_index(addr, 0)]);
+}
+
+/* The level 1 slot (2 MiB granule) of @addr, allocating the path to it. */
+static u64 *ib_hmm_table_walk_alloc(struct ib_hmm_table *t, u64 addr)
+{
+	unsigned int level;
+	u64 *slot = &t->root;
+	u64 *node;
+
+	for (level = t->levels - 1; level >= 1; level--) {
+		if (!*slot) {
+			node = ib_hmm_node_alloc(t);
+			if (!node)
+				return NULL;
+			ib_hmm_slot_publish(slot, node);
+		}
+		node = ib_hmm_slot_node(*slot);
+		slot = &node[ib_hmm_slot_index(addr, level)];
+	}
+	return slot;
+}
+
+/**
+ * ib_hmm_table_install() - make the page at @addr present
+ * @t: the table
+ * @lock: mirror->lock, held
+ * @addr: page-aligned user virtual address
+ * @pfn: pfn of the 4 KiB page mapped at @addr
+ * @order: CPU mapping order (hmm_pfn_to_map_order())
+ * @write: install with IB_HMM_E_WRITE
+ * @made_present: incremented by the number of 4 KiB pages that became
+ *	present
+ *
+ * A mapping of order >= 9 becomes one HUGE entry covering the whole 2 MiB
+ * granule of @addr, unless that granule already has a leaf.
+ *
+ * Context: mirror->lock held, after a successful mmu_interval_read_retry().
+ * Does not sleep.
+ * Return: the number of pages from @addr on that are now covered (>= 1),
+ * -ENOMEM if a node could not be allocated without sleeping, -EFAULT if
+ * @addr is beyond the table.
+ */
+int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
+			 unsigned long pfn, unsigned int order, bool write,
+			 u64 *made_present)
+{
+	unsigned int idx = ib_hmm_slot_index(addr, 0);
+	u64 *slot, *leaf, old, new;
+
+	lockdep_assert_held(lock);
+	if (addr >= t->limit)
+		return -EFAULT;
+	slot = ib_hmm_table_walk_alloc(t, addr);
+	if (!slot)
+		return -ENOMEM;
+	old = *slot;
+
+	if (order >= IB_HMM_LEVEL_BITS &&
+	    (!old || ib_hmm_slot_is_entry(old))) {
+		new = ((u64)(pfn - idx) << PAGE_SHIFT) | IB_HMM_E_VALID |
+		      IB_HMM_E_HUGE | (write ? IB_HMM_E_WRITE : 0);
+		/* A read fault does not take WRITE away from the same page. */
+		if (!write && old == (new | IB_HMM_E_WRITE))
+			new = old;
+		if (!old)
+			*made_present += IB_HMM_GRANULE_PAGES;
+		WRITE_ONCE(*slot, new);
+		return IB_HMM_GRANULE_PAGES - idx;
+	}
+
+	if (!old || ib_hmm_slot_is_entry(old)) {
+		/* A stale huge entry cannot survive a split; be safe anyway. */
+		leaf = ib_hmm_node_alloc(t);
+		if (!leaf)
+			return -ENOMEM;
+		ib_hmm_slot_publish(slot, leaf);
+	} else {
+		leaf = ib_hmm_slot_node(old);
+	}
+	old = leaf[idx];
+	new = ((u64)pfn << PAGE_SHIFT) | IB_HMM_E_VALID |
+	      (write ? IB_HMM_E_WRITE : 0);
+	if (!write && old == (new | IB_HMM_E_WRITE))
+		new = old;
+	if (!(old & IB_HMM_E_VALID))
+		(*made_present)++;
+	WRITE_ONCE(leaf[idx], new);
+	return 1;
+}
+
+struct ib_hmm_zap {
+	struct ib_hmm_table *t;
+	u64 start;
+	u64 end;
+	bool blockable;
+	ib_hmm_zap_fn fn;
+	void *priv;
+};
+
+/* Zap [z->start, z->end) within the granule at @base, under its stripe. */
+static int ib_hmm_zap_granule(struct ib_hmm_zap *z, u64 *slot, u64 base)
+{
+	struct rw_semaphore *sem = ib_hmm_table_stripe(z->t, base);
+	u64 s, e, v, *leaf;
+	unsigned int i, last;
+
+	if (z->blockable)
+		down_write(sem);
+	else if (!down_write_trylock(sem))
+		return -EAGAIN;
+
+	v = *slot;
+	if (ib_hmm_slot_is_entry(v)) {
+		/* Any change inside a huge mapping drops all of it. */
+		WRITE_ONCE(*slot, 0);
+		z->fn(z->priv, base, base + IB_HMM_GRANULE_SIZE);
+		goto unlock;
+	}
+	leaf = ib_hmm_slot_node(v);
+	s = max(z->start, base);
+	e = min(z->end, base + IB_HMM_GRANULE_SIZE);
+	last = ib_hmm_slot_index(e - 1, 0);
+	for (i = ib_hmm_slot_index(s, 0); i <= last; i++) {
+		if (!(leaf[i] & IB_HMM_E_VALID))
+			continue;
+		WRITE_ONCE(leaf[i], 0);
+		z->fn(z->priv, base + ((u64)i << PAGE_SHIFT),
+		      base + ((u64)(i + 1) << PAGE_SHIFT));
+	}
+	/* Freeing may not wait; the leaf is freed under its stripe. */
+	if (z->blockable && ib_hmm_node_empty(leaf))
+		ib_hmm_node_unlink(z->t, slot);
+unlock:
+	up_write(sem);
+	return 0;
+}
+
+static int ib_hmm_zap_node(struct ib_hmm_zap *z, u64 *node, unsigned int level,
+			   u64 base)
+{
+	unsigned int shift = ib_hmm_level_shift(level);
+	u64 span = 1ULL << ib_hmm_level_shift(level + 1);
+	u64 s = max(z->start, base), e = min(z->end, base + span);
+	unsigned int i, last = ib_hmm_slot_index(e - 1, level);
+	u64 cbase;
+	int ret;
+
+	for (i = ib_hmm_slot_index(s, level); i <= last; i++) {
+		if (!node[i])
+			continue;
+		cbase = base + ((u64)i << shift);
+		if (level == 1) {
+			ret = ib_hmm_zap_granule(z, &node[i], cbase);
+		} else {
+			ret = ib_hmm_zap_node(z, ib_hmm_slot_node(node[i]),
+					      level - 1, cbase);
+			if (!ret && z->blockable &&
+			    ib_hmm_node_empty(ib_hmm_slot_node(node[i])))
+				ib_hmm_node_unlink(z->t, &node[i]);
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/**
+ * ib_hmm_table_zap() - remove every entry in [@start, @end)
+ * @t: the table
+ * @lock: mirror->lock, held
+ * @start: first address
+ * @end: end address (exclusive; clipped to the table)
+ * @blockable: may sleep; if false, only trylocks are used and no node is
+ *	freed
+ * @fn: called for every zapped entry with its range
+ * @priv: passed to @fn
+ *
+ * Walks only the populated parts of the table. Each granule is zapped with
+ * its stripe held for write, so in-flight readers of it finish first.
+ *
+ * Context: mirror->lock held.
+ * Return: 0, or -EAGAIN if !@blockable and a stripe was contended.
+ */
+int ib_hmm_table_zap(struct ib_hmm_table *t, struct mutex *lock, u64 start,
+		     u64 end, bool blockable, ib_hmm_zap_fn fn, void *priv)
+{
+	struct ib_hmm_zap z = {
+		.t = t, .start = start & PAGE_MASK, .end = min(end, t->limit),
+		.blockable = blockable, .fn = fn, .priv = priv,
+	};
+	int ret;
+
+	lockdep_assert_held(lock);
+	if (!t->root || z.start >= z.end)
+		return 0;
+	ret = ib_hmm_zap_node(&z, ib_hmm_slot_node(t->root), t->levels - 1, 0);
+	if (!ret && blockable && ib_hmm_node_empty(ib_hmm_slot_node(t->root)))
+		ib_hmm_node_unlink(t, &t->root);
+	return ret;
+}
+
+static u64 ib_hmm_count_node(u64 *node, unsigned int level, u64 base, u64 s,
+			     u64 e)
+{
+	unsigned int shift = ib_hmm_level_shift(level);
+	u64 span = 1ULL << ib_hmm_level_shift(level + 1);
+	u64 cs = max(s, base), ce = min(e, base + span);
+	unsigned int i, last = ib_hmm_slot_index(ce - 1, level);
+	u64 v, cbase, n = 0;
+
+	for (i = ib_hmm_slot_index(cs, level); i <= last; i++) {
+		v = node[i];
+		if (!v)
+			continue;
+		cbase = base + ((u64)i << shift);
+		if (level == 0)
+			n += !!(v & IB_HMM_E_VALID);
+		else if (ib_hmm_slot_is_entry(v))
+			n += (min(ce, cbase + IB_HMM_GRANULE_SIZE) -
+			      max(cs, cbase)) >> PAGE_SHIFT;
+		else
+			n += ib_hmm_count_node(ib_hmm_slot_node(v), level - 1,
+					       cbase, cs, ce);
+	}
+	return n;
+}
+
+/**
+ * ib_hmm_table_count() - number of 4 KiB pages present in [@start, @end)
+ * @t: the table
+ * @lock: mirror->lock, held
+ * @start: first address
+ * @end: end address (exclusive)
+ *
+ * Context: mirror->lock held. Walks only populated parts of the table.
+ * Return: the number of present 4 KiB pages (huge entries count all the
+ * small pages they cover inside the range).
+ */
+u64 ib_hmm_table_count(struct ib_hmm_table *t, struct mutex *lock, u64 start,
+		       u64 end)
+{
+	u64 s = start & PAGE_MASK;
+	u64 e = min(end, t->limit);
+
+	lockdep_assert_held(lock);
+	e = ALIGN(e, PAGE_SIZE);
+	if (!t->root || s >= e)
+		return 0;
+	return ib_hmm_count_node(ib_hmm_slot_node(t->root), t->levels - 1, 0,
+				 s, e);
+}

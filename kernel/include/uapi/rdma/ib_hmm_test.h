@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: ((GPL-2.0 WITH Linux-syscall-note) OR Linux-OpenIB) */
+/*
+ * ioctl ABI of /dev/ib_hmm_test, the ib_hmm mock device (ib_hmm_test.ko).
+ *
+ * Each open file is one device (mirror owner). MRs created through it map
+ * the calling process's address space; they are destroyed by
+ * IB_HMM_TEST_IOC_MR_DESTROY or when the file is closed. Every struct is
+ * fixed-size with __u64 fields; errors come back as the ioctl's errno.
+ */
+#ifndef _UAPI_RDMA_IB_HMM_TEST_H
+#define _UAPI_RDMA_IB_HMM_TEST_H
+
+#include <linux/const.h>
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define IB_HMM_TEST_DEVICE		"/dev/ib_hmm_test"
+
+/* MR access bits (the values of enum ib_hmm_access). */
+#define IB_HMM_TEST_ACCESS_LOCAL_READ	_BITULL(0)
+#define IB_HMM_TEST_ACCESS_LOCAL_WRITE	_BITULL(1)
+#define IB_HMM_TEST_ACCESS_REMOTE_READ	_BITULL(2)
+#define IB_HMM_TEST_ACCESS_REMOTE_WRITE	_BITULL(3)
+#define IB_HMM_TEST_ACCESS_REMOTE_ATOMIC _BITULL(4)
+#define IB_HMM_TEST_ACCESS_FLUSH	_BITULL(5)
+#define IB_HMM_TEST_ACCESS_ALL		0x3fULL
+
+/* Implicit MR: start 0, length ~0. */
+#define IB_HMM_TEST_IMPLICIT_LENGTH	(~0ULL)
+
+/* Prefetch flags (the values of IB_HMM_PREFETCH_*). */
+#define IB_HMM_TEST_PREFETCH_WRITE	_BITULL(0)
+#define IB_HMM_TEST_PREFETCH_NO_FAULT	_BITULL(1)
+#define IB_HMM_TEST_PREFETCH_ASYNC	_BITULL(2)
+
+/* Per-page state bytes of IB_HMM_TEST_IOC_SNAPSHOT (IB_HMM_PAGE_*). */
+#define IB_HMM_TEST_PAGE_VALID		_BITUL(0)
+#define IB_HMM_TEST_PAGE_WRITE		_BITUL(1)
+#define IB_HMM_TEST_PAGE_HUGE		_BITUL(2)
+
+struct ib_hmm_test_mr_create {
+	__u64 start;
+	__u64 length;
+	__u64 access;		/* IB_HMM_TEST_ACCESS_* */
+	__u64 handle;		/* out */
+};
+
+struct ib_hmm_test_mr_destroy {
+	__u64 handle;
+};
+
+/* READ, WRITE and FLUSH. */
+#define IB_HMM_TEST_RW_REMOTE		_BITULL(0) /* remote op, not local */
+
+struct ib_hmm_test_rw {
+	__u64 handle;
+	__u64 iova;
+	__u64 length;
+	__u64 addr;		/* user buffer of length bytes (not FLUSH) */
+	__u64 flags;		/* IB_HMM_TEST_RW_* */
+};
+
+enum ib_hmm_test_atomic_op {
+	IB_HMM_TEST_ATOMIC_CMP_SWP,
+	IB_HMM_TEST_ATOMIC_FETCH_ADD,
+	IB_HMM_TEST_ATOMIC_WRITE,
+};
+
+struct ib_hmm_test_atomic {
+	__u64 handle;
+	__u64 iova;
+	__u64 op;		/* enum ib_hmm_test_atomic_op */
+	__u64 compare_add;	/* compare, addend, or value to write */
+	__u64 swap;
+	__u64 orig;		/* out: the original value */
+};
+
+struct ib_hmm_test_prefetch {
+	__u64 handle;
+	__u64 iova;
+	__u64 length;
+	__u64 flags;		/* IB_HMM_TEST_PREFETCH_* */
+};
+
+struct ib_hmm_test_snapshot {
+	__u64 handle;
+	__u64 iova;
+	__u64 npages;		/* at most IB_HMM_TEST_SNAPSHOT_MAX */
+	__u64 addr;		/* user array of npages bytes */
+};
+
+#define IB_HMM_TEST_SNAPSHOT_MAX	_BITULL(20)
+
+struct ib_hmm_test_counters {
+	__u64 handle;
+	__u64 faults;		/* out: struct ib_hmm_mr_counters */
+	__u64 faults_handled;
+	__u64 invalidations;
+	__u64 invalidations_handled;
+	__u64 prefetch;
+	__u64 mapped_pages;
+	__u64 table_bytes;
+};
+
+#define IB_HMM_TEST_IOC_MAGIC		0xE8
+#define IB_HMM_TEST_IOC_MR_CREATE \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x00, struct ib_hmm_test_mr_create)
+#define IB_HMM_TEST_IOC_MR_DESTROY \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x01, struct ib_hmm_test_mr_destroy)
+#define IB_HMM_TEST_IOC_READ \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x02, struct ib_hmm_test_rw)
+#define IB_HMM_TEST_IOC_WRITE \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x03, struct ib_hmm_test_rw)
+#define IB_HMM_TEST_IOC_ATOMIC \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x04, struct ib_hmm_test_atomic)
+#define IB_HMM_TEST_IOC_PREFETCH \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x05, struct ib_hmm_test_prefetch)
+#define IB_HMM_TEST_IOC_SNAPSHOT \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x06, struct ib_hmm_test_snapshot)
+#define IB_HMM_TEST_IOC_COUNTERS \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x07, struct ib_hmm_test_counters)
+#define IB_HMM_TEST_IOC_FLUSH \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x08, struct ib_hmm_test_rw)
+
+#endif /* _UAPI_RDMA_IB_HMM_TEST_H */

@@ -1,0 +1,1543 @@
+// SPDX-License-Identifier: GPL-2.0 OR Linux-OpenIB
+/*
+ * ib_hmm_mock_test: drives the ib_hmm mirror through the mock device
+ * /dev/ib_hmm_test (module ib_hmm_test) and checks data bytes from the
+ * CPU's side, counter deltas and error codes.
+ *
+ * usage: ib_hmm_mock_test [-v] [NAME...]   (default: every case)
+ * Prints PASS/FAIL/SKIP per case and "N passed, N failed[, N skipped]".
+ * Each case runs in its own child process so that a crash is one failure
+ * and every MR is gone (file closed) when the case ends.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uapi/rdma/ib_hmm_test.h>
+
+#define PAGE		4096UL
+#define HUGE_2M		(2UL << 20)
+#define ACC_ALL		IB_HMM_TEST_ACCESS_ALL
+#define DEBUGFS_STATS	"/sys/kernel/debug/ib_hmm/stats"
+
+enum { T_PASS, T_FAIL, T_SKIP };
+
+static char *reason;		/* shared with the parent */
+static int verbose;
+
+static void set_reason(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, 512, fmt, ap);
+	va_end(ap);
+}
+
+#define CHECK(cond, ...)						\
+	do {								\
+		if (!(cond)) {						\
+			set_reason(__VA_ARGS__);			\
+			ret = T_FAIL;					\
+			goto out;					\
+		}							\
+	} while (0)
+
+#define SKIP(...)							\
+	do {								\
+		set_reason(__VA_ARGS__);				\
+		ret = T_SKIP;						\
+		goto out;						\
+	} while (0)
+
+/* Expect an ioctl result: 0 or a positive errno. */
+#define CHECK_ERR(expr, want)						\
+	do {								\
+		int __e = (expr);					\
+		CHECK(__e == (want), "%s:%d: %s returned %s, want %s",	\
+		      __func__, __LINE__, #expr, strerror(__e),		\
+		      strerror(want));					\
+	} while (0)
+
+/* ---- mock device wrappers: return 0 or errno ---- */
+
+static int xioctl(int fd, unsigned long cmd, void *arg)
+{
+	return ioctl(fd, cmd, arg) ? errno : 0;
+}
+
+static int dev_open(void)
+{
+	return open(IB_HMM_TEST_DEVICE, O_RDWR | O_CLOEXEC);
+}
+
+static int mr_create(int fd, uint64_t start, uint64_t len, uint64_t access,
+		     uint64_t *h)
+{
+	struct ib_hmm_test_mr_create a = {
+		.start = start, .length = len, .access = access,
+	};
+	int e = xioctl(fd, IB_HMM_TEST_IOC_MR_CREATE, &a);
+
+	if (!e)
+		*h = a.handle;
+	return e;
+}
+
+static int mr_destroy(int fd, uint64_t h)
+{
+	struct ib_hmm_test_mr_destroy a = { .handle = h };
+
+	return xioctl(fd, IB_HMM_TEST_IOC_MR_DESTROY, &a);
+}
+
+static int mr_rw(int fd, unsigned long cmd, uint64_t h, uint64_t iova,
+		 uint64_t len, void *buf, uint64_t flags)
+{
+	struct ib_hmm_test_rw a = {
+		.handle = h, .iova = iova, .length = len,
+		.addr = (uintptr_t)buf, .flags = flags,
+	};
+
+	return xioctl(fd, cmd, &a);
+}
+
+static int mr_read(int fd, uint64_t h, uint64_t iova, uint64_t len, void *buf)
+{
+	return mr_rw(fd, IB_HMM_TEST_IOC_READ, h, iova, len, buf, 0);
+}
+
+static int mr_write(int fd, uint64_t h, uint64_t iova, uint64_t len,
+		    const void *buf)
+{
+	return mr_rw(fd, IB_HMM_TEST_IOC_WRITE, h, iova, len, (void *)buf, 0);
+}
+
+static int mr_atomic(int fd, uint64_t h, uint64_t iova, uint64_t op,
+		     uint64_t a1, uint64_t a2, uint64_t *orig)
+{
+	struct ib_hmm_test_atomic a = {
+		.handle = h, .iova = iova, .op = op,
+		.compare_add = a1, .swap = a2,
+	};
+	int e = xioctl(fd, IB_HMM_TEST_IOC_ATOMIC, &a);
+
+	if (!e && orig)
+		*orig = a.orig;
+	return e;
+}
+
+static int mr_prefetch(int fd, uint64_t h, uint64_t iova, uint64_t len,
+		       uint64_t flags)
+{
+	struct ib_hmm_test_prefetch a = {
+		.handle = h, .iova = iova, .length = len, .flags = flags,
+	};
+
+	return xioctl(fd, IB_HMM_TEST_IOC_PREFETCH, &a);
+}
+
+static int mr_snapshot(int fd, uint64_t h, uint64_t iova, uint64_t npages,
+		       uint8_t *state)
+{
+	struct ib_hmm_test_snapshot a = {
+		.handle = h, .iova = iova, .npages = npages,
+		.addr = (uintptr_t)state,
+	};
+
+	return xioctl(fd, IB_HMM_TEST_IOC_SNAPSHOT, &a);
+}
+
+static int mr_counters(int fd, uint64_t h, struct ib_hmm_test_counters *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->handle = h;
+	return xioctl(fd, IB_HMM_TEST_IOC_COUNTERS, c);
+}
+
+/* ---- helpers ---- */
+
+static void *map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* An anonymous mapping of @len bytes aligned to @align. */
+static void *map_aligned(size_t len, size_t align)
+{
+	uint8_t *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = ((uintptr_t)p + align - 1) & ~(align - 1);
+	if (a > (uintptr_t)p)
+		munmap(p, a - (uintptr_t)p);
+	munmap((void *)(a + len), (uintptr_t)p + align - a);
+	return (void *)a;
+}
+
+static void fill_pattern(uint8_t *p, size_t len, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 131 + seed * 17 + (i >> 12) + 1);
+}
+
+static bool all_bytes(const uint8_t *p, size_t len, uint8_t v)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] != v)
+			return false;
+	return true;
+}
+
+static long first_diff(const uint8_t *a, const uint8_t *b, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (a[i] != b[i])
+			return (long)i;
+	return -1;
+}
+
+static unsigned int fault_around(void)
+{
+	FILE *f = fopen("/sys/module/ib_hmm/parameters/fault_around_pages", "r");
+	unsigned int v = 16;
+
+	if (f) {
+		if (fscanf(f, "%u", &v) != 1)
+			v = 16;
+		fclose(f);
+	}
+	if (v < 1)
+		v = 1;
+	if (v > 512)
+		v = 512;
+	return v;
+}
+
+/* A global debugfs value, or -1. */
+static long long debugfs_stat(const char *name)
+{
+	char line[128], key[64];
+	long long v, ret = -1;
+	FILE *f = fopen(DEBUGFS_STATS, "r");
+
+	if (!f) {
+		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+		f = fopen(DEBUGFS_STATS, "r");
+		if (!f)
+			return -1;
+	}
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63[^:]: %lld", key, &v) == 2 &&
+		    !strcmp(key, name))
+			ret = v;
+	fclose(f);
+	return ret;
+}
+
+static unsigned int count_state(const uint8_t *st, size_t n, uint8_t mask,
+				uint8_t want)
+{
+	unsigned int c = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		c += (st[i] & mask) == want;
+	return c;
+}
+
+#define U(p) ((uint64_t)(uintptr_t)(p))
+
+/* ---- test cases ---- */
+
+static int t_write_cpu_sees(void)
+{
+	size_t len = 64 * PAGE, glen = 2 * HUGE_2M;
+	uint8_t *buf = NULL, *g = NULL, *src = NULL;
+	int fd = -1, ret = T_PASS;
+	size_t off = 777, n = 3 * PAGE + 123;
+	uint64_t h, h2;
+	long d;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(len);
+	src = malloc(glen);
+	CHECK(buf && src, "mmap failed");
+	memset(buf + len / 2, 0x5a, len / 2);	/* half present, half not */
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+
+	/* Untouched pages, multi-page, unaligned start and end. */
+	fill_pattern(src, n, 1);
+	CHECK_ERR(mr_write(fd, h, U(buf) + off, n, src), 0);
+	d = first_diff(buf + off, src, n);
+	CHECK(d < 0, "CPU sees wrong byte at %ld of untouched write", d);
+	CHECK(all_bytes(buf, off, 0) && all_bytes(buf + off + n, 8, 0),
+	      "bytes around the write changed");
+
+	/* Present pages: 1 byte at an odd offset, then a long run. */
+	CHECK_ERR(mr_write(fd, h, U(buf) + len / 2 + 4095, 1, src), 0);
+	CHECK(buf[len / 2 + 4095] == src[0] && buf[len / 2 + 4094] == 0x5a &&
+	      buf[len / 2 + 4096] == 0x5a, "single-byte write wrong");
+	fill_pattern(src, len / 2 - 3, 2);
+	CHECK_ERR(mr_write(fd, h, U(buf) + len / 2 + 1, len / 2 - 3, src), 0);
+	d = first_diff(buf + len / 2 + 1, src, len / 2 - 3);
+	CHECK(d < 0, "CPU sees wrong byte at %ld of present write", d);
+	CHECK(buf[len - 1] == 0x5a && buf[len - 2] == 0x5a,
+	      "tail bytes changed");
+
+	/* A write across a 2 MiB granule boundary. */
+	g = map_aligned(glen, HUGE_2M);
+	CHECK(g, "mmap failed");
+	madvise(g, glen, MADV_NOHUGEPAGE);
+	CHECK_ERR(mr_create(fd, U(g), glen, ACC_ALL, &h2), 0);
+	fill_pattern(src, 12001, 3);
+	CHECK_ERR(mr_write(fd, h2, U(g) + HUGE_2M - 5001, 12001, src), 0);
+	d = first_diff(g + HUGE_2M - 5001, src, 12001);
+	CHECK(d < 0, "granule-crossing write wrong at %ld", d);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_cpu_write_read(void)
+{
+	size_t len = 48 * PAGE;
+	uint8_t *buf = NULL, *dst = NULL;
+	int fd = -1, ret = T_PASS;
+	uint64_t h;
+	long d;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(len);
+	dst = malloc(len);
+	CHECK(buf && dst, "mmap failed");
+	fill_pattern(buf, len, 4);
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+	memset(dst, 0xee, len);
+	CHECK_ERR(mr_read(fd, h, U(buf) + 3, len - 7, dst), 0);
+	d = first_diff(dst, buf + 3, len - 7);
+	CHECK(d < 0, "READ wrong byte at %ld", d);
+	CHECK(dst[len - 7] == 0xee, "READ wrote past its length");
+
+	/* The CPU changes bytes of present pages; READ sees them. */
+	buf[5 * PAGE + 17] ^= 0xff;
+	buf[len - 5] ^= 0xff;
+	CHECK_ERR(mr_read(fd, h, U(buf), len, dst), 0);
+	CHECK(!memcmp(dst, buf, len), "READ missed a CPU store");
+
+	/* Remote read works too with full access. */
+	CHECK_ERR(mr_rw(fd, IB_HMM_TEST_IOC_READ, h, U(buf), 100, dst,
+			IB_HMM_TEST_RW_REMOTE), 0);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_untouched_read(void)
+{
+	size_t len = 64 * PAGE;
+	struct ib_hmm_test_counters c0, c1;
+	unsigned int fa = fault_around();
+	uint8_t *buf = NULL, *dst = NULL;
+	int fd = -1, ret = T_PASS;
+	uint64_t h, want;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(len);
+	dst = malloc(len);
+	CHECK(buf && dst, "mmap failed");
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_counters(fd, h, &c0), 0);
+	CHECK(c0.faults == 0 && c0.mapped_pages == 0 && c0.table_bytes == 0,
+	      "fresh MR: faults %llu mapped %llu table %llu",
+	      c0.faults, c0.mapped_pages, c0.table_bytes);
+	memset(dst, 0xee, len);
+	/* Pages 0..2; fault-around makes max(3, fa) pages present. */
+	CHECK_ERR(mr_read(fd, h, U(buf) + 100, 10000, dst), 0);
+	CHECK(all_bytes(dst, 10000, 0), "never-touched memory is not zero");
+	CHECK_ERR(mr_counters(fd, h, &c1), 0);
+	want = fa > 3 ? fa : 3;
+	CHECK(c1.faults - c0.faults == want, "faults delta %llu, want %llu",
+	      c1.faults - c0.faults, want);
+	CHECK(c1.faults_handled - c0.faults_handled == 1,
+	      "faults_handled delta %llu, want 1",
+	      c1.faults_handled - c0.faults_handled);
+	CHECK(c1.mapped_pages == want, "mapped_pages %llu, want %llu",
+	      c1.mapped_pages, want);
+	CHECK(c1.prefetch == 0, "prefetch counted %llu", c1.prefetch);
+
+	/*
+	 * 16 pages past the fault-around window (one 64 KiB bounce chunk of
+	 * the mock device): one fault event for exactly those pages.
+	 */
+	if (want + 16 > 64)
+		goto out;
+	CHECK_ERR(mr_read(fd, h, U(buf) + want * PAGE, 16 * PAGE, dst), 0);
+	CHECK(all_bytes(dst, 16 * PAGE, 0), "never-touched memory is not zero");
+	CHECK_ERR(mr_counters(fd, h, &c0), 0);
+	CHECK(c0.faults == want + 16 && c0.faults_handled == 2 &&
+	      c0.mapped_pages == want + 16,
+	      "after second read: faults %llu handled %llu mapped %llu",
+	      c0.faults, c0.faults_handled, c0.mapped_pages);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_munmap_remap(void)
+{
+	size_t len = 16 * PAGE;
+	struct ib_hmm_test_counters c0, c1;
+	uint8_t *buf = NULL, *p, *dst = NULL, src[300];
+	int fd = -1, ret = T_PASS;
+	uint64_t h;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(len);
+	dst = malloc(len);
+	CHECK(buf && dst, "mmap failed");
+	memset(buf, 0xaa, len);
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_read(fd, h, U(buf), len, dst), 0);
+	CHECK(all_bytes(dst, len, 0xaa), "initial READ wrong");
+	CHECK_ERR(mr_counters(fd, h, &c0), 0);
+	CHECK(c0.mapped_pages == 16, "mapped %llu, want 16", c0.mapped_pages);
+
+	CHECK(!munmap(buf, len), "munmap");
+	p = mmap(buf, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	CHECK(p == buf, "mmap at the same address failed");
+	CHECK_ERR(mr_counters(fd, h, &c1), 0);
+	CHECK(c1.invalidations - c0.invalidations == 16,
+	      "invalidations delta %llu, want 16",
+	      c1.invalidations - c0.invalidations);
+	CHECK(c1.invalidations_handled > c0.invalidations_handled,
+	      "invalidations_handled did not grow");
+	CHECK(c1.mapped_pages == 0, "mapped %llu after munmap",
+	      c1.mapped_pages);
+
+	memset(src, 0x77, sizeof(src));
+	CHECK_ERR(mr_write(fd, h, U(buf) + 5 * PAGE - 100, sizeof(src), src), 0);
+	CHECK(all_bytes(buf + 5 * PAGE - 100, sizeof(src), 0x77),
+	      "write did not land in the new pages");
+	CHECK(all_bytes(buf, 5 * PAGE - 100, 0) &&
+	      all_bytes(buf + 5 * PAGE + 200, len - 5 * PAGE - 200, 0),
+	      "new pages show old or stray bytes");
+	CHECK_ERR(mr_read(fd, h, U(buf), len, dst), 0);
+	CHECK(!memcmp(dst, buf, len), "READ differs from the CPU view");
+	CHECK(!memchr(dst, 0xaa, len), "old content visible");
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_madv_dontneed(void)
+{
+	size_t len = 32 * PAGE, np = 32;
+	struct ib_hmm_test_counters c0, c1;
+	uint8_t *buf = NULL, *dst = NULL, st[32];
+	int fd = -1, ret = T_PASS;
+	uint64_t h;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(len);
+	dst = malloc(len);
+	CHECK(buf && dst, "mmap failed");
+	memset(buf, 0xcd, len);
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_read(fd, h, U(buf), len, dst), 0);
+	CHECK(all_bytes(dst, len, 0xcd), "READ wrong");
+	CHECK_ERR(mr_snapshot(fd, h, U(buf), np, st), 0);
+	CHECK(count_state(st, np, IB_HMM_TEST_PAGE_VALID,
+			  IB_HMM_TEST_PAGE_VALID) == np, "not all pages valid");
+	CHECK(count_state(st, np, IB_HMM_TEST_PAGE_WRITE, 0) == np,
+	      "a read fault installed WRITE");
+	CHECK_ERR(mr_counters(fd, h, &c0), 0);
+
+	CHECK(!madvise(buf, len, MADV_DONTNEED), "madvise");
+	CHECK_ERR(mr_counters(fd, h, &c1), 0);
+	CHECK(c1.invalidations - c0.invalidations == np,
+	      "invalidations delta %llu, want %zu",
+	      c1.invalidations - c0.invalidations, np);
+	CHECK(c1.invalidations_handled - c0.invalidations_handled == 1,
+	      "invalidations_handled delta %llu, want 1",
+	      c1.invalidations_handled - c0.invalidations_handled);
+	CHECK_ERR(mr_snapshot(fd, h, U(buf), np, st), 0);
+	CHECK(count_state(st, np, 0xff, 0) == np, "entries not zapped");
+	CHECK(c1.mapped_pages == 0 && c1.table_bytes == 0,
+	      "after zap: mapped %llu table_bytes %llu", c1.mapped_pages,
+	      c1.table_bytes);
+	memset(dst, 0xee, len);
+	CHECK_ERR(mr_read(fd, h, U(buf), len, dst), 0);
+	CHECK(all_bytes(dst, len, 0), "re-read is not zeros");
+	CHECK(all_bytes(buf, len, 0), "CPU does not see zeros");
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_mprotect_ro(void)
+{
+	size_t len = 8 * PAGE;
+	uint8_t *buf = NULL, *dst = NULL, src[64], st[8];
+	int fd = -1, ret = T_PASS;
+	uint64_t h;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(len);
+	dst = malloc(len);
+	CHECK(buf && dst, "mmap failed");
+	memset(buf, 0x11, len);
+	memset(src, 0x22, sizeof(src));
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_write(fd, h, U(buf) + PAGE, sizeof(src), src), 0);
+	CHECK(all_bytes(buf + PAGE, sizeof(src), 0x22), "first write lost");
+	CHECK_ERR(mr_snapshot(fd, h, U(buf), 8, st), 0);
+	CHECK(st[1] & IB_HMM_TEST_PAGE_WRITE, "write fault gave no WRITE");
+
+	CHECK(!mprotect(buf, len, PROT_READ), "mprotect");
+	CHECK_ERR(mr_snapshot(fd, h, U(buf), 8, st), 0);
+	CHECK(count_state(st, 8, IB_HMM_TEST_PAGE_WRITE, 0) == 8,
+	      "WRITE entries survived mprotect");
+	memset(src, 0x33, sizeof(src));
+	CHECK_ERR(mr_write(fd, h, U(buf) + PAGE, sizeof(src), src), EFAULT);
+	CHECK_ERR(mr_write(fd, h, U(buf) + 3 * PAGE + 5, 1, src), EFAULT);
+	CHECK_ERR(mr_atomic(fd, h, U(buf) + 2 * PAGE,
+			    IB_HMM_TEST_ATOMIC_FETCH_ADD, 1, 0, NULL), EFAULT);
+	CHECK(all_bytes(buf + PAGE, sizeof(src), 0x22) &&
+	      buf[3 * PAGE + 5] == 0x11 && buf[2 * PAGE] == 0x11,
+	      "data changed through a read-only mapping");
+	CHECK_ERR(mr_read(fd, h, U(buf), len, dst), 0);
+	CHECK(!memcmp(dst, buf, len), "READ after mprotect wrong");
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_prot_none(void)
+{
+	size_t len = 8 * PAGE;
+	uint8_t *buf = NULL, dst[64];
+	int fd = -1, ret = T_PASS;
+	uint64_t h, orig;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(len);
+	CHECK(buf, "mmap failed");
+	memset(buf, 0x44, len);
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_read(fd, h, U(buf), sizeof(dst), dst), 0);
+	CHECK(!mprotect(buf + 2 * PAGE, 2 * PAGE, PROT_NONE), "mprotect");
+	CHECK_ERR(mr_read(fd, h, U(buf) + 2 * PAGE, sizeof(dst), dst), EFAULT);
+	CHECK_ERR(mr_read(fd, h, U(buf) + 2 * PAGE - 10, 20, dst), EFAULT);
+	CHECK_ERR(mr_write(fd, h, U(buf) + 3 * PAGE, sizeof(dst), dst), EFAULT);
+	CHECK_ERR(mr_atomic(fd, h, U(buf) + 2 * PAGE,
+			    IB_HMM_TEST_ATOMIC_CMP_SWP, 0, 1, &orig), EFAULT);
+	CHECK_ERR(mr_prefetch(fd, h, U(buf), len, 0), EFAULT);
+	CHECK_ERR(mr_read(fd, h, U(buf) + 4 * PAGE, sizeof(dst), dst), 0);
+	CHECK(all_bytes(dst, sizeof(dst), 0x44), "READ next to PROT_NONE wrong");
+	CHECK(!mprotect(buf + 2 * PAGE, 2 * PAGE, PROT_READ | PROT_WRITE),
+	      "mprotect");
+	CHECK_ERR(mr_read(fd, h, U(buf) + 2 * PAGE, sizeof(dst), dst), 0);
+	CHECK(all_bytes(dst, sizeof(dst), 0x44), "READ after restore wrong");
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_implicit_unmapped(void)
+{
+	uint8_t *buf = NULL, dst[64];
+	int fd = -1, ret = T_PASS;
+	uint64_t h, orig;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(4 * PAGE);
+	CHECK(buf, "mmap failed");
+	memset(buf, 0x55, 4 * PAGE);
+	CHECK(!munmap(buf + 2 * PAGE, 2 * PAGE), "munmap");
+	CHECK_ERR(mr_create(fd, 0, IB_HMM_TEST_IMPLICIT_LENGTH, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_read(fd, h, U(buf), sizeof(dst), dst), 0);
+	CHECK(all_bytes(dst, sizeof(dst), 0x55), "implicit READ wrong");
+	CHECK_ERR(mr_read(fd, h, U(buf) + 2 * PAGE, sizeof(dst), dst), EFAULT);
+	CHECK_ERR(mr_read(fd, h, U(buf) + 2 * PAGE - 8, 16, dst), EFAULT);
+	CHECK_ERR(mr_write(fd, h, U(buf) + 3 * PAGE, sizeof(dst), dst), EFAULT);
+	CHECK_ERR(mr_atomic(fd, h, U(buf) + 2 * PAGE,
+			    IB_HMM_TEST_ATOMIC_FETCH_ADD, 1, 0, &orig), EFAULT);
+	CHECK_ERR(mr_read(fd, h, PAGE, 8, dst), EFAULT);
+	CHECK_ERR(mr_rw(fd, IB_HMM_TEST_IOC_FLUSH, h, U(buf) + 2 * PAGE, 8,
+			NULL, 0), EFAULT);
+	CHECK_ERR(mr_rw(fd, IB_HMM_TEST_IOC_FLUSH, h, U(buf), 2 * PAGE, NULL,
+			0), 0);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_fork_cow(void)
+{
+	size_t len = 4 * PAGE;
+	uint8_t *buf = NULL, *dst = NULL, *src = NULL;
+	int fd = -1, ret = T_PASS, pfd[2] = { -1, -1 }, status;
+	uint64_t h;
+	pid_t pid;
+	char c = 0;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(len);
+	dst = malloc(len);
+	src = malloc(len);
+	CHECK(buf && dst && src && !pipe(pfd), "setup failed");
+	memset(buf, 0x01, len);
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_read(fd, h, U(buf), len, dst), 0);
+
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		if (read(pfd[0], &c, 1) != 1)
+			_exit(2);
+		/* The parent's device write must not show in the child. */
+		if (!all_bytes(buf, len, 0x01))
+			_exit(3);
+		memset(buf, 0x02, len);	/* the child's COW copy */
+		_exit(0);
+	}
+	memset(src, 0x03, len);
+	CHECK_ERR(mr_write(fd, h, U(buf) + 10, len - 20, src), 0);
+	CHECK(write(pfd[1], &c, 1) == 1, "pipe write");
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "child saw the parent's device write (status %#x)", status);
+	CHECK(all_bytes(buf + 10, len - 20, 0x03) && buf[0] == 0x01 &&
+	      buf[len - 1] == 0x01, "parent CPU view wrong");
+	CHECK_ERR(mr_read(fd, h, U(buf), len, dst), 0);
+	CHECK(!memcmp(dst, buf, len), "parent mirror does not see parent data");
+	CHECK(!memchr(dst, 0x02, len), "child data visible to the parent");
+out:
+	if (pfd[0] >= 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_mremap_move(void)
+{
+	size_t len = 8 * PAGE;
+	struct ib_hmm_test_counters c0, c1;
+	uint8_t *a = NULL, *b = NULL, *p, *dst = NULL, src[100];
+	int fd = -1, ret = T_PASS;
+	uint64_t h;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	a = map_anon(len);
+	b = map_anon(len);
+	dst = malloc(len);
+	CHECK(a && b && dst, "mmap failed");
+	memset(a, 0x44, len);
+	CHECK_ERR(mr_create(fd, 0, IB_HMM_TEST_IMPLICIT_LENGTH, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_read(fd, h, U(a), len, dst), 0);
+	CHECK_ERR(mr_counters(fd, h, &c0), 0);
+	p = mremap(a, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, b);
+	CHECK(p == b, "mremap: %s", strerror(errno));
+	CHECK_ERR(mr_counters(fd, h, &c1), 0);
+	CHECK(c1.invalidations - c0.invalidations >= 8,
+	      "mremap zapped %llu pages, want >= 8",
+	      c1.invalidations - c0.invalidations);
+	CHECK_ERR(mr_read(fd, h, U(a), 8, dst), EFAULT);
+	CHECK_ERR(mr_read(fd, h, U(b), len, dst), 0);
+	CHECK(all_bytes(dst, len, 0x44), "READ at the new address wrong");
+	memset(src, 0x45, sizeof(src));
+	CHECK_ERR(mr_write(fd, h, U(b) + 3 * PAGE - 50, sizeof(src), src), 0);
+	CHECK(all_bytes(b + 3 * PAGE - 50, sizeof(src), 0x45) &&
+	      b[3 * PAGE - 51] == 0x44 && b[3 * PAGE + 50] == 0x44,
+	      "WRITE at the new address wrong");
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static bool smaps_has_thp(void *addr)
+{
+	char line[256];
+	bool in = false, thp = false;
+	unsigned long s, e, kb;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') &&
+		    line[0] != ' ') {
+			in = (uintptr_t)addr >= s && (uintptr_t)addr < e;
+			continue;
+		}
+		if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1 &&
+		    kb >= 2048)
+			thp = true;
+	}
+	fclose(f);
+	return thp;
+}
+
+static int t_thp(void)
+{
+	size_t np = HUGE_2M / PAGE;
+	struct ib_hmm_test_counters c0, c1;
+	uint8_t *g = NULL, *dst = NULL, *st = NULL;
+	int fd = -1, ret = T_PASS;
+	uint64_t h;
+	long d;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	g = map_aligned(HUGE_2M, HUGE_2M);
+	dst = malloc(HUGE_2M);
+	st = malloc(np);
+	CHECK(g && dst && st, "mmap failed");
+	if (madvise(g, HUGE_2M, MADV_HUGEPAGE))
+		SKIP("MADV_HUGEPAGE: %s", strerror(errno));
+	fill_pattern(g, HUGE_2M, 7);
+	if (!smaps_has_thp(g))
+		SKIP("the kernel did not back the buffer with a THP");
+	CHECK_ERR(mr_create(fd, U(g), HUGE_2M, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_read(fd, h, U(g) + HUGE_2M / 2 + 5, 3 * PAGE, dst), 0);
+	d = first_diff(dst, g + HUGE_2M / 2 + 5, 3 * PAGE);
+	CHECK(d < 0, "READ through huge entry wrong at %ld", d);
+	CHECK_ERR(mr_snapshot(fd, h, U(g), np, st), 0);
+	CHECK(count_state(st, np, IB_HMM_TEST_PAGE_VALID | IB_HMM_TEST_PAGE_HUGE,
+			  IB_HMM_TEST_PAGE_VALID | IB_HMM_TEST_PAGE_HUGE) == np,
+	      "THP not mirrored as one huge entry (page 0 state %#x)", st[0]);
+	CHECK_ERR(mr_counters(fd, h, &c0), 0);
+	CHECK(c0.mapped_pages == np, "mapped %llu, want %zu", c0.mapped_pages,
+	      np);
+	/* No leaf: the interior path only (at most 4 nodes). */
+	CHECK(c0.table_bytes <= 4 * PAGE, "huge entry used %llu table bytes",
+	      c0.table_bytes);
+	CHECK_ERR(mr_read(fd, h, U(g), HUGE_2M, dst), 0);
+	CHECK(!memcmp(dst, g, HUGE_2M), "full READ of the THP wrong");
+
+	/* Split it by unmapping its last page. */
+	CHECK(!munmap(g + HUGE_2M - PAGE, PAGE), "munmap");
+	CHECK_ERR(mr_counters(fd, h, &c1), 0);
+	CHECK(c1.invalidations - c0.invalidations == np,
+	      "split zapped %llu pages, want %zu",
+	      c1.invalidations - c0.invalidations, np);
+	CHECK_ERR(mr_snapshot(fd, h, U(g), np, st), 0);
+	CHECK(count_state(st, np, 0xff, 0) == np, "huge entry survived split");
+	CHECK_ERR(mr_read(fd, h, U(g) + 100, HUGE_2M - PAGE - 200, dst), 0);
+	d = first_diff(dst, g + 100, HUGE_2M - PAGE - 200);
+	CHECK(d < 0, "READ after split wrong at %ld", d);
+	CHECK_ERR(mr_snapshot(fd, h, U(g), np, st), 0);
+	CHECK(count_state(st, np, IB_HMM_TEST_PAGE_HUGE, 0) == np,
+	      "huge entry after split");
+	CHECK(st[0] & IB_HMM_TEST_PAGE_VALID, "page 0 not valid after re-read");
+	CHECK_ERR(mr_read(fd, h, U(g) + HUGE_2M - PAGE, 8, dst), EFAULT);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static long read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int write_long(const char *path, long v)
+{
+	FILE *f = fopen(path, "w");
+	int r;
+
+	if (!f)
+		return -1;
+	r = fprintf(f, "%ld\n", v) > 0 ? 0 : -1;
+	return fclose(f) ? -1 : r;
+}
+
+static int t_hugetlb(void)
+{
+	const char *nr = "/proc/sys/vm/nr_hugepages";
+	size_t np = HUGE_2M / PAGE;
+	uint8_t *g = MAP_FAILED, *dst = NULL, *st = NULL, src[500];
+	int fd = -1, ret = T_PASS;
+	long old = read_long(nr);
+	uint64_t h;
+	long d;
+
+	if (old < 0)
+		SKIP("no %s", nr);
+	if (write_long(nr, old + 1))
+		SKIP("cannot reserve a huge page");
+	g = mmap(NULL, HUGE_2M, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	if (g == MAP_FAILED)
+		SKIP("MAP_HUGETLB: %s", strerror(errno));
+	fd = dev_open();
+	dst = malloc(HUGE_2M);
+	st = malloc(np);
+	CHECK(fd >= 0 && dst && st, "setup failed");
+	fill_pattern(g, HUGE_2M, 9);
+	CHECK_ERR(mr_create(fd, U(g), HUGE_2M, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_read(fd, h, U(g) + 12345, HUGE_2M - 20000, dst), 0);
+	d = first_diff(dst, g + 12345, HUGE_2M - 20000);
+	CHECK(d < 0, "READ of hugetlb wrong at %ld", d);
+	CHECK_ERR(mr_snapshot(fd, h, U(g), np, st), 0);
+	CHECK(count_state(st, np, IB_HMM_TEST_PAGE_HUGE,
+			  IB_HMM_TEST_PAGE_HUGE) == np,
+	      "hugetlb page not mirrored as a huge entry (state %#x)", st[0]);
+	memset(src, 0x99, sizeof(src));
+	CHECK_ERR(mr_write(fd, h, U(g) + HUGE_2M - 250, 250, src), 0);
+	CHECK_ERR(mr_write(fd, h, U(g) + 1000000, sizeof(src), src), 0);
+	CHECK(all_bytes(g + HUGE_2M - 250, 250, 0x99) &&
+	      all_bytes(g + 1000000, sizeof(src), 0x99),
+	      "WRITE to hugetlb wrong");
+out:
+	if (fd >= 0)
+		close(fd);
+	if (g != MAP_FAILED)
+		munmap(g, HUGE_2M);
+	if (old >= 0)
+		write_long(nr, old);
+	return ret;
+}
+
+static int t_memfd_shared(void)
+{
+	size_t len = 16 * PAGE;
+	uint8_t *a = MAP_FAILED, *b = MAP_FAILED, *dst = NULL, src[3000];
+	int fd = -1, mfd = -1, ret = T_PASS;
+	uint64_t h;
+	long d;
+
+	fd = dev_open();
+	mfd = memfd_create("ib_hmm_mock", MFD_CLOEXEC);
+	CHECK(fd >= 0 && mfd >= 0 && !ftruncate(mfd, len), "setup failed");
+	a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	dst = malloc(len);
+	CHECK(a != MAP_FAILED && b != MAP_FAILED && dst, "mmap failed");
+	CHECK_ERR(mr_create(fd, U(a), len, ACC_ALL, &h), 0);
+	fill_pattern(src, sizeof(src), 11);
+	CHECK_ERR(mr_write(fd, h, U(a) + 2 * PAGE - 1000, sizeof(src), src), 0);
+	d = first_diff(b + 2 * PAGE - 1000, src, sizeof(src));
+	CHECK(d < 0, "other mapping does not see the device write (%ld)", d);
+	CHECK(pread(mfd, dst, sizeof(src), 2 * PAGE - 1000) == sizeof(src) &&
+	      !memcmp(dst, src, sizeof(src)), "pread does not see it");
+	fill_pattern(b, len, 12);
+	CHECK_ERR(mr_read(fd, h, U(a), len, dst), 0);
+	CHECK(!memcmp(dst, b, len), "READ misses stores via the other mapping");
+	/* Dropping the PTEs keeps the page cache: same bytes after refault. */
+	CHECK(!madvise(a, len, MADV_DONTNEED), "madvise");
+	CHECK_ERR(mr_read(fd, h, U(a), len, dst), 0);
+	CHECK(!memcmp(dst, b, len), "READ after DONTNEED of shmem wrong");
+out:
+	if (a != MAP_FAILED)
+		munmap(a, len);
+	if (b != MAP_FAILED)
+		munmap(b, len);
+	if (mfd >= 0)
+		close(mfd);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_prefetch_sync(void)
+{
+	size_t len = 64 * PAGE;
+	struct ib_hmm_test_counters c0, c1;
+	uint8_t *buf = NULL, *dst = NULL, st[64];
+	int fd = -1, ret = T_PASS;
+	uint64_t h;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(len);
+	dst = malloc(len);
+	CHECK(buf && dst, "mmap failed");
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_counters(fd, h, &c0), 0);
+	CHECK_ERR(mr_prefetch(fd, h, U(buf), 32 * PAGE, 0), 0);
+	CHECK_ERR(mr_counters(fd, h, &c1), 0);
+	CHECK(c1.prefetch - c0.prefetch == 32 && c1.faults == c0.faults &&
+	      c1.mapped_pages == 32,
+	      "prefetch delta %llu faults delta %llu mapped %llu",
+	      c1.prefetch - c0.prefetch, c1.faults - c0.faults,
+	      c1.mapped_pages);
+	CHECK_ERR(mr_read(fd, h, U(buf), 32 * PAGE, dst), 0);
+	CHECK_ERR(mr_counters(fd, h, &c0), 0);
+	CHECK(c0.faults == c1.faults && c0.faults_handled == c1.faults_handled,
+	      "READ of prefetched pages faulted");
+	CHECK_ERR(mr_prefetch(fd, h, U(buf) + 32 * PAGE, 8 * PAGE,
+			      IB_HMM_TEST_PREFETCH_WRITE), 0);
+	CHECK_ERR(mr_counters(fd, h, &c1), 0);
+	CHECK(c1.prefetch - c0.prefetch == 8, "write prefetch delta %llu",
+	      c1.prefetch - c0.prefetch);
+	CHECK_ERR(mr_snapshot(fd, h, U(buf), 64, st), 0);
+	CHECK(count_state(st + 32, 8, 0xff, IB_HMM_TEST_PAGE_VALID |
+			  IB_HMM_TEST_PAGE_WRITE) == 8,
+	      "write prefetch did not install WRITE entries");
+	CHECK(count_state(st + 40, 24, 0xff, 0) == 24,
+	      "prefetch went beyond its range");
+	CHECK_ERR(mr_prefetch(fd, h, U(buf), len + 1, 0), EFAULT);
+	CHECK_ERR(mr_prefetch(fd, h, U(buf), PAGE, 1ULL << 7), EINVAL);
+	CHECK_ERR(mr_prefetch(fd, h, U(buf), 0, 0), 0);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_prefetch_async(void)
+{
+	size_t len = 64 * PAGE, big = 4096 * PAGE;
+	struct ib_hmm_test_counters c0, c1;
+	uint8_t *buf = NULL, *bigbuf = NULL;
+	int fd = -1, ret = T_PASS, i;
+	uint64_t h, h2;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(len);
+	bigbuf = map_anon(big);
+	CHECK(buf && bigbuf, "mmap failed");
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_counters(fd, h, &c0), 0);
+	CHECK_ERR(mr_prefetch(fd, h, U(buf) + PAGE, 16 * PAGE,
+			      IB_HMM_TEST_PREFETCH_ASYNC), 0);
+	for (i = 0; i < 500; i++) {
+		CHECK_ERR(mr_counters(fd, h, &c1), 0);
+		if (c1.prefetch - c0.prefetch >= 16)
+			break;
+		usleep(10000);
+	}
+	CHECK(c1.prefetch - c0.prefetch == 16 && c1.mapped_pages == 16 &&
+	      c1.faults == 0, "async prefetch: delta %llu mapped %llu",
+	      c1.prefetch - c0.prefetch, c1.mapped_pages);
+
+	/* Destroy with work queued or running: must wait or cancel. */
+	for (i = 0; i < 4; i++) {
+		CHECK_ERR(mr_create(fd, U(bigbuf), big, ACC_ALL, &h2), 0);
+		CHECK_ERR(mr_prefetch(fd, h2, U(bigbuf), big,
+				      IB_HMM_TEST_PREFETCH_ASYNC |
+				      IB_HMM_TEST_PREFETCH_WRITE), 0);
+		CHECK_ERR(mr_prefetch(fd, h2, U(bigbuf), big,
+				      IB_HMM_TEST_PREFETCH_ASYNC), 0);
+		if (i & 1)
+			usleep(1000);
+		CHECK_ERR(mr_destroy(fd, h2), 0);
+	}
+	CHECK_ERR(mr_destroy(fd, h2), ENOENT);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_prefetch_no_fault(void)
+{
+	size_t len = 32 * PAGE;
+	struct ib_hmm_test_counters c0, c1;
+	uint8_t *buf = NULL, st[32];
+	int fd = -1, ret = T_PASS;
+	uint64_t h;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(len);
+	CHECK(buf, "mmap failed");
+	memset(buf, 0x66, 10 * PAGE);	/* pages 0..9 present */
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_counters(fd, h, &c0), 0);
+	CHECK_ERR(mr_prefetch(fd, h, U(buf), len,
+			      IB_HMM_TEST_PREFETCH_NO_FAULT), 0);
+	CHECK_ERR(mr_counters(fd, h, &c1), 0);
+	CHECK(c1.prefetch - c0.prefetch == 10 && c1.mapped_pages == 10,
+	      "NO_FAULT prefetch delta %llu mapped %llu, want 10",
+	      c1.prefetch - c0.prefetch, c1.mapped_pages);
+	CHECK_ERR(mr_snapshot(fd, h, U(buf), 32, st), 0);
+	CHECK(count_state(st, 10, IB_HMM_TEST_PAGE_VALID,
+			  IB_HMM_TEST_PAGE_VALID) == 10 &&
+	      count_state(st + 10, 22, 0xff, 0) == 22,
+	      "NO_FAULT mapped the wrong pages");
+	CHECK(all_bytes(buf + 10 * PAGE, 22 * PAGE, 0), "not zero");
+	/* NO_FAULT over an unmapped hole is not an error. */
+	CHECK(!munmap(buf + 20 * PAGE, 4 * PAGE), "munmap");
+	CHECK_ERR(mr_prefetch(fd, h, U(buf), len,
+			      IB_HMM_TEST_PREFETCH_NO_FAULT), 0);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_overflow(void)
+{
+	uint8_t *buf = NULL, dst[16];
+	int fd = -1, ret = T_PASS;
+	uint64_t h, hi, x, orig;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(4 * PAGE);
+	CHECK(buf, "mmap failed");
+	CHECK_ERR(mr_create(fd, U(buf), 4 * PAGE, ACC_ALL, &h), 0);
+	/* iova + length wraps to inside the MR. */
+	CHECK_ERR(mr_read(fd, h, U(buf) + PAGE, UINT64_MAX - PAGE + 2, dst),
+		  EFAULT);
+	CHECK_ERR(mr_write(fd, h, U(buf) + PAGE, -(U(buf) + PAGE) + 16, dst),
+		  EFAULT);
+	CHECK_ERR(mr_prefetch(fd, h, U(buf) + PAGE, UINT64_MAX, 0), EFAULT);
+	CHECK_ERR(mr_rw(fd, IB_HMM_TEST_IOC_FLUSH, h, U(buf), UINT64_MAX, NULL,
+			0), EFAULT);
+	/* iova near U64_MAX. */
+	CHECK_ERR(mr_read(fd, h, UINT64_MAX - 7, 8, dst), EFAULT);
+	CHECK_ERR(mr_read(fd, h, UINT64_MAX, 1, dst), EFAULT);
+	CHECK_ERR(mr_atomic(fd, h, UINT64_MAX - 7, IB_HMM_TEST_ATOMIC_FETCH_ADD,
+			    1, 0, &orig), EFAULT);
+	/* Just past the end, and the last byte. */
+	CHECK_ERR(mr_read(fd, h, U(buf) + 4 * PAGE - 1, 2, dst), EFAULT);
+	CHECK_ERR(mr_read(fd, h, U(buf) + 4 * PAGE - 1, 1, dst), 0);
+	CHECK_ERR(mr_read(fd, h, U(buf) - 1, 1, dst), EFAULT);
+	/* Zero length. */
+	CHECK_ERR(mr_create(fd, U(buf), 0, ACC_ALL, &x), EINVAL);
+	CHECK_ERR(mr_read(fd, h, U(buf), 0, dst), 0);
+	CHECK_ERR(mr_write(fd, h, U(buf), 0, dst), 0);
+	/* Explicit MRs that wrap or end beyond TASK_SIZE. */
+	CHECK_ERR(mr_create(fd, U(buf), UINT64_MAX - 100, ACC_ALL, &x), EINVAL);
+	CHECK_ERR(mr_create(fd, UINT64_MAX - PAGE + 1, PAGE, ACC_ALL, &x),
+		  EINVAL);
+	hi = (1ULL << 56) - PAGE;	/* past TASK_SIZE with 4 or 5 levels */
+	CHECK_ERR(mr_create(fd, hi, 2 * PAGE, ACC_ALL, &x), EINVAL);
+	CHECK_ERR(mr_create(fd, 1ULL << 60, PAGE, ACC_ALL, &x), EINVAL);
+	/* Implicit needs start 0. */
+	CHECK_ERR(mr_create(fd, PAGE, IB_HMM_TEST_IMPLICIT_LENGTH, ACC_ALL, &x),
+		  EINVAL);
+	CHECK_ERR(mr_create(fd, U(buf), 4 * PAGE, 1ULL << 40, &x), EINVAL);
+	/* Implicit MR: beyond TASK_SIZE and wrapping. */
+	CHECK_ERR(mr_create(fd, 0, IB_HMM_TEST_IMPLICIT_LENGTH, ACC_ALL, &x), 0);
+	CHECK_ERR(mr_read(fd, x, 1ULL << 60, 8, dst), EFAULT);
+	CHECK_ERR(mr_read(fd, x, U(buf), UINT64_MAX, dst), EFAULT);
+	CHECK_ERR(mr_read(fd, x, UINT64_MAX - 3, 8, dst), EFAULT);
+	/* Misaligned atomics. */
+	CHECK_ERR(mr_atomic(fd, h, U(buf) + 4, IB_HMM_TEST_ATOMIC_CMP_SWP, 0,
+			    1, &orig), EINVAL);
+	CHECK_ERR(mr_atomic(fd, h, U(buf) + 8, 77, 0, 1, &orig), EINVAL);
+	/* Unknown handle. */
+	CHECK_ERR(mr_read(fd, 12345, U(buf), 8, dst), ENOENT);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_access_atomics(void)
+{
+	uint8_t *buf = NULL, dst[64];
+	int fd = -1, ret = T_PASS;
+	uint64_t h, hro, orig, *w;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(4 * PAGE);
+	CHECK(buf, "mmap failed");
+	w = (uint64_t *)(buf + PAGE + 64);
+	*w = 100;
+	CHECK_ERR(mr_create(fd, U(buf), 4 * PAGE, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_atomic(fd, h, U(w), IB_HMM_TEST_ATOMIC_FETCH_ADD, 5, 0,
+			    &orig), 0);
+	CHECK(orig == 100 && *w == 105, "fetch_add: orig %llu now %llu",
+	      (unsigned long long)orig, (unsigned long long)*w);
+	CHECK_ERR(mr_atomic(fd, h, U(w), IB_HMM_TEST_ATOMIC_CMP_SWP, 7, 9,
+			    &orig), 0);
+	CHECK(orig == 105 && *w == 105, "failed cmp_swp changed memory");
+	CHECK_ERR(mr_atomic(fd, h, U(w), IB_HMM_TEST_ATOMIC_CMP_SWP, 105,
+			    0x1122334455667788ULL, &orig), 0);
+	CHECK(orig == 105 && *w == 0x1122334455667788ULL, "cmp_swp wrong");
+	CHECK_ERR(mr_atomic(fd, h, U(w) + 8, IB_HMM_TEST_ATOMIC_WRITE, 42, 0,
+			    NULL), 0);
+	CHECK(w[1] == 42 && w[0] == 0x1122334455667788ULL, "atomic write wrong");
+	/* An untouched page: the atomic faults it for write. */
+	CHECK_ERR(mr_atomic(fd, h, U(buf) + 3 * PAGE,
+			    IB_HMM_TEST_ATOMIC_FETCH_ADD, 3, 0, &orig), 0);
+	CHECK(orig == 0 && *(uint64_t *)(buf + 3 * PAGE) == 3,
+	      "atomic on untouched page wrong");
+
+	/* Access flags are checked before the mirror. */
+	CHECK_ERR(mr_create(fd, U(buf), 4 * PAGE,
+			    IB_HMM_TEST_ACCESS_LOCAL_READ, &hro), 0);
+	CHECK_ERR(mr_read(fd, hro, U(buf), 8, dst), 0);
+	CHECK_ERR(mr_write(fd, hro, U(buf), 8, dst), EACCES);
+	CHECK_ERR(mr_rw(fd, IB_HMM_TEST_IOC_READ, hro, U(buf), 8, dst,
+			IB_HMM_TEST_RW_REMOTE), EACCES);
+	CHECK_ERR(mr_atomic(fd, hro, U(w), IB_HMM_TEST_ATOMIC_FETCH_ADD, 1, 0,
+			    &orig), EACCES);
+	CHECK_ERR(mr_rw(fd, IB_HMM_TEST_IOC_FLUSH, hro, U(buf), 8, NULL, 0),
+		  EACCES);
+	CHECK_ERR(mr_prefetch(fd, hro, U(buf), PAGE,
+			      IB_HMM_TEST_PREFETCH_WRITE), EACCES);
+	CHECK(w[0] == 0x1122334455667788ULL, "denied atomic changed memory");
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_table_big_mr(void)
+{
+	struct ib_hmm_test_counters c;
+	int fd = -1, ret = T_PASS;
+	struct timespec a, b;
+	uint64_t h1, h2;
+	double ms;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	CHECK_ERR(mr_create(fd, 1ULL << 40, 64ULL << 30, ACC_ALL, &h1), 0);
+	CHECK_ERR(mr_create(fd, 0, IB_HMM_TEST_IMPLICIT_LENGTH, ACC_ALL, &h2), 0);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ms = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
+	CHECK_ERR(mr_counters(fd, h1, &c), 0);
+	CHECK(c.table_bytes == 0 && c.mapped_pages == 0,
+	      "64 GiB MR: table_bytes %llu mapped %llu", c.table_bytes,
+	      c.mapped_pages);
+	CHECK_ERR(mr_counters(fd, h2, &c), 0);
+	CHECK(c.table_bytes == 0 && c.mapped_pages == 0,
+	      "implicit MR: table_bytes %llu mapped %llu", c.table_bytes,
+	      c.mapped_pages);
+	CHECK(ms < 2000, "creating two huge MRs took %.1f ms", ms);
+	if (verbose)
+		printf("  creating 64 GiB + implicit MRs: %.2f ms\n", ms);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_table_per_page(void)
+{
+	size_t np = 65536, len = np * PAGE;
+	struct ib_hmm_test_counters c;
+	int fd = -1, ret = T_PASS;
+	uint8_t *buf = NULL;
+	double per;
+	uint64_t h;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_aligned(len, HUGE_2M);
+	CHECK(buf, "mmap failed");
+	madvise(buf, len, MADV_NOHUGEPAGE);
+	memset(buf, 1, len);
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_prefetch(fd, h, U(buf), len,
+			      IB_HMM_TEST_PREFETCH_NO_FAULT), 0);
+	CHECK_ERR(mr_counters(fd, h, &c), 0);
+	per = (double)c.table_bytes / np;
+	if (verbose)
+		printf("  %zu pages: %llu table bytes, %.3f bytes/page\n", np,
+		       c.table_bytes, per);
+	CHECK(c.mapped_pages == np, "mapped %llu, want %zu", c.mapped_pages,
+	      np);
+	CHECK(per <= 8.5, "%.3f table bytes per page (%llu for %zu pages)",
+	      per, c.table_bytes, np);
+	/* Zapping everything frees every node. */
+	CHECK(!madvise(buf, len, MADV_DONTNEED), "madvise");
+	CHECK_ERR(mr_counters(fd, h, &c), 0);
+	CHECK(c.table_bytes == 0 && c.mapped_pages == 0,
+	      "after zap: table_bytes %llu mapped %llu", c.table_bytes,
+	      c.mapped_pages);
+out:
+	if (buf)
+		munmap(buf, len);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_shared_table(void)
+{
+	size_t np = 512, len = np * PAGE;
+	struct ib_hmm_test_counters c0, c;
+	uint8_t *buf = NULL, *dst = NULL;
+	int fd = -1, ret = T_PASS, i;
+	uint64_t h[16];
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	buf = map_anon(len);
+	dst = malloc(len);
+	CHECK(buf && dst, "mmap failed");
+	fill_pattern(buf, len, 13);
+	for (i = 0; i < 16; i++)
+		CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h[i]), 0);
+	CHECK_ERR(mr_read(fd, h[0], U(buf), len, dst), 0);
+	CHECK_ERR(mr_counters(fd, h[0], &c0), 0);
+	CHECK(c0.table_bytes > 0, "no table memory after a read");
+	for (i = 1; i < 16; i++) {
+		CHECK_ERR(mr_read(fd, h[i], U(buf), len, dst), 0);
+		CHECK(!memcmp(dst, buf, len), "MR %d reads wrong data", i);
+		CHECK_ERR(mr_counters(fd, h[i], &c), 0);
+		CHECK(c.table_bytes == c0.table_bytes && c.mapped_pages == np &&
+		      c.faults == 0, "MR %d: table_bytes %llu (first %llu) "
+		      "mapped %llu faults %llu", i, c.table_bytes,
+		      c0.table_bytes, c.mapped_pages, c.faults);
+	}
+	CHECK(!madvise(buf, len, MADV_DONTNEED), "madvise");
+	for (i = 0; i < 16; i++) {
+		CHECK_ERR(mr_counters(fd, h[i], &c), 0);
+		CHECK(c.invalidations == np && c.invalidations_handled == 1,
+		      "MR %d: invalidations %llu handled %llu, want %zu/1", i,
+		      c.invalidations, c.invalidations_handled, np);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_exit_live_mrs(void)
+{
+	long long m0 = debugfs_stat("mirrors"), r0 = debugfs_stat("mrs");
+	long long m1 = -1, r1 = -1, b1;
+	int ret = T_PASS, status, i;
+	pid_t pid;
+
+	if (m0 < 0)
+		SKIP("no %s", DEBUGFS_STATS);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		uint8_t *buf = map_anon(64 * PAGE), dst[256];
+		int fd = dev_open(), fd2 = dev_open();
+		uint64_t h;
+
+		if (!buf || fd < 0 || fd2 < 0)
+			_exit(2);
+		memset(buf, 3, 64 * PAGE);
+		if (mr_create(fd, 0, IB_HMM_TEST_IMPLICIT_LENGTH, ACC_ALL, &h) ||
+		    mr_read(fd, h, U(buf), sizeof(dst), dst) ||
+		    mr_create(fd, U(buf), 64 * PAGE, ACC_ALL, &h) ||
+		    mr_prefetch(fd, h, U(buf), 64 * PAGE,
+				IB_HMM_TEST_PREFETCH_ASYNC) ||
+		    mr_create(fd2, U(buf), 64 * PAGE, ACC_ALL, &h) ||
+		    mr_write(fd2, h, U(buf), sizeof(dst), dst))
+			_exit(3);
+		_exit(0);	/* no close, no destroy */
+	}
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "child failed (status %#x)", status);
+	/* The files are released at exit; allow the release to finish. */
+	for (i = 0; i < 200; i++) {
+		m1 = debugfs_stat("mirrors");
+		r1 = debugfs_stat("mrs");
+		if (m1 == m0 && r1 == r0)
+			break;
+		usleep(10000);
+	}
+	CHECK(m1 == m0 && r1 == r0, "mirrors %lld -> %lld, mrs %lld -> %lld",
+	      m0, m1, r0, r1);
+	b1 = debugfs_stat("table_bytes");
+	CHECK(m0 != 0 || b1 == 0, "table_bytes %lld with no mirror", b1);
+out:
+	return ret;
+}
+
+struct reader_arg {
+	int fd;
+	uint64_t h;
+	uint8_t *base;		/* start of this reader's granule */
+	const uint8_t *ref;	/* expected bytes of that granule */
+	volatile int *stop;
+	long reads;
+	long bad;
+	long busy;
+	int err;
+};
+
+static void *reader_fn(void *p)
+{
+	struct reader_arg *a = p;
+	uint8_t *dst = malloc(64 * 1024);
+	unsigned int seed = (unsigned int)(uintptr_t)a->base;
+
+	while (dst && !*a->stop) {
+		size_t off = rand_r(&seed) % (HUGE_2M - 1);
+		size_t n = 1 + rand_r(&seed) % (64 * 1024);
+		int e;
+
+		if (off + n > HUGE_2M)
+			n = HUGE_2M - off;
+		e = mr_read(a->fd, a->h, U(a->base) + off, n, dst);
+		/*
+		 * EBUSY: the fault kept colliding with invalidations for
+		 * HMM_RANGE_DEFAULT_TIMEOUT; transient (a NIC would RNR-retry).
+		 */
+		if (e == EBUSY) {
+			a->busy++;
+			continue;
+		}
+		if (e) {
+			a->err = e;
+			break;
+		}
+		if (memcmp(dst, a->ref + off, n))
+			a->bad++;
+		a->reads++;
+	}
+	free(dst);
+	return NULL;
+}
+
+static int t_concurrent_dontneed(void)
+{
+	size_t len = 2 * HUGE_2M;
+	struct ib_hmm_test_counters c0, c1;
+	struct reader_arg ra[2];
+	pthread_t th[2];
+	volatile int stop = 0;
+	uint8_t *buf = MAP_FAILED, *ref = NULL, *p;
+	int fd = -1, mfd = -1, ret = T_PASS, i, started = 0;
+	struct timespec t0, t;
+	long zaps = 0;
+	uint64_t h;
+
+	fd = dev_open();
+	mfd = memfd_create("ib_hmm_mock_conc", MFD_CLOEXEC);
+	ref = malloc(len);
+	CHECK(fd >= 0 && mfd >= 0 && ref && !ftruncate(mfd, len), "setup");
+	/* Shared file pages: DONTNEED drops PTEs, the data stays. */
+	p = map_aligned(len, HUGE_2M);
+	CHECK(p, "mmap failed");
+	buf = mmap(p, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mfd,
+		   0);
+	CHECK(buf == p, "mmap memfd failed");
+	fill_pattern(ref, len, 21);
+	memcpy(buf, ref, len);
+	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
+	CHECK_ERR(mr_counters(fd, h, &c0), 0);
+	for (i = 0; i < 2; i++) {
+		ra[i] = (struct reader_arg){
+			.fd = fd, .h = h, .base = buf + i * HUGE_2M,
+			.ref = ref + i * HUGE_2M, .stop = &stop,
+		};
+		CHECK(!pthread_create(&th[i], NULL, reader_fn, &ra[i]),
+		      "pthread_create");
+		started++;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		madvise(buf, len, MADV_DONTNEED);
+		madvise(buf + HUGE_2M - 3 * PAGE, 6 * PAGE, MADV_DONTNEED);
+		zaps += 2;
+		sched_yield();
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < 3);
+out:
+	stop = 1;
+	for (i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	if (ret == T_PASS) {
+		if (mr_counters(fd, h, &c1)) {
+			set_reason("counters");
+			ret = T_FAIL;
+		} else if (ra[0].err || ra[1].err) {
+			set_reason("reader error %s / %s", strerror(ra[0].err),
+				   strerror(ra[1].err));
+			ret = T_FAIL;
+		} else if (ra[0].bad || ra[1].bad) {
+			set_reason("%ld + %ld reads saw wrong bytes", ra[0].bad,
+				   ra[1].bad);
+			ret = T_FAIL;
+		} else if (!ra[0].reads || !ra[1].reads ||
+			   c1.invalidations == c0.invalidations) {
+			set_reason("no overlap: reads %ld/%ld invalidations %llu",
+				   ra[0].reads, ra[1].reads,
+				   c1.invalidations - c0.invalidations);
+			ret = T_FAIL;
+		} else if (verbose) {
+			printf("  reads %ld + %ld (EBUSY %ld + %ld), %ld zaps, %llu pages invalidated\n",
+			       ra[0].reads, ra[1].reads, ra[0].busy, ra[1].busy,
+			       zaps, c1.invalidations - c0.invalidations);
+		}
+	}
+	if (buf != MAP_FAILED)
+		munmap(buf, len);
+	if (mfd >= 0)
+		close(mfd);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+struct tcase {
+	const char *name;
+	int (*fn)(void);
+};
+
+static const struct tcase cases[] = {
+	{ "write_then_cpu_sees", t_write_cpu_sees },
+	{ "cpu_write_then_read", t_cpu_write_read },
+	{ "untouched_read_zeros", t_untouched_read },
+	{ "munmap_mmap_same_address", t_munmap_remap },
+	{ "madv_dontneed", t_madv_dontneed },
+	{ "mprotect_readonly", t_mprotect_ro },
+	{ "prot_none", t_prot_none },
+	{ "implicit_unmapped", t_implicit_unmapped },
+	{ "fork_cow", t_fork_cow },
+	{ "mremap_move", t_mremap_move },
+	{ "thp_and_split", t_thp },
+	{ "hugetlb", t_hugetlb },
+	{ "memfd_shared", t_memfd_shared },
+	{ "prefetch_sync", t_prefetch_sync },
+	{ "prefetch_async", t_prefetch_async },
+	{ "prefetch_no_fault", t_prefetch_no_fault },
+	{ "overflow", t_overflow },
+	{ "access_and_atomics", t_access_atomics },
+	{ "table_bytes_big_mr", t_table_big_mr },
+	{ "table_bytes_per_page", t_table_per_page },
+	{ "shared_table_16_mrs", t_shared_table },
+	{ "exit_with_live_mrs", t_exit_live_mrs },
+	{ "concurrent_readers_dontneed", t_concurrent_dontneed },
+};
+
+static int run_case(const struct tcase *tc)
+{
+	int status;
+	pid_t pid;
+
+	reason[0] = 0;
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		snprintf(reason, 512, "fork: %s", strerror(errno));
+		return T_FAIL;
+	}
+	if (pid == 0) {
+		status = tc->fn();
+		fflush(stdout);
+		_exit(status);
+	}
+	if (waitpid(pid, &status, 0) != pid) {
+		snprintf(reason, 512, "waitpid: %s", strerror(errno));
+		return T_FAIL;
+	}
+	if (WIFSIGNALED(status)) {
+		snprintf(reason, 512, "killed by signal %d", WTERMSIG(status));
+		return T_FAIL;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) > T_SKIP) {
+		snprintf(reason, 512, "exit status %#x", status);
+		return T_FAIL;
+	}
+	return WEXITSTATUS(status);
+}
+
+int main(int argc, char **argv)
+{
+	int passed = 0, failed = 0, skipped = 0, fd, r, i, j, selected;
+	size_t n = sizeof(cases) / sizeof(cases[0]);
+
+	if (argc > 1 && !strcmp(argv[1], "-v")) {
+		verbose = 1;
+		argc--;
+		argv++;
+	}
+	reason = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (reason == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	fd = dev_open();
+	if (fd < 0) {
+		fprintf(stderr, "%s: %s (is ib_hmm_test loaded?)\n",
+			IB_HMM_TEST_DEVICE, strerror(errno));
+		printf("0 passed, 1 failed\n");
+		return 1;
+	}
+	close(fd);
+	for (i = 0; i < (int)n; i++) {
+		selected = argc <= 1;
+		for (j = 1; j < argc; j++)
+			selected |= !strcmp(argv[j], cases[i].name);
+		if (!selected)
+			continue;
+		r = run_case(&cases[i]);
+		if (r == T_PASS) {
+			printf("PASS %s\n", cases[i].name);
+			passed++;
+		} else if (r == T_SKIP) {
+			printf("SKIP %s: %s\n", cases[i].name, reason);
+			skipped++;
+		} else {
+			printf("FAIL %s: %s\n", cases[i].name, reason);
+			failed++;
+		}
+	}
+	if (skipped)
+		printf("%d passed, %d failed, %d skipped\n", passed, failed,
+		       skipped);
+	else
+		printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
