@@ -95,3 +95,29 @@ passthrough() {
 	fi
 	[ "$fails" = 0 ] || SUITE_FAILS=$((SUITE_FAILS + 1))
 }
+
+# wait_listen PORT [SECONDS]: wait until a TCP server listens on PORT (default 30 s), so that a
+# client that does not retry its connect (ibv_rc_pingpong, perftest) can be started.
+wait_listen() {
+	local port=$1 i
+	for i in $(seq $((${2:-30} * 10))); do
+		ss -ltnH "sport = :$port" 2>/dev/null | grep -q . && return 0
+		sleep 0.1
+	done
+	echo "nothing listens on port $port" >&2
+	return 1
+}
+
+# server_client PORT CMD...: the server (CMD) runs in the background, the client (CMD
+# $HMMV_ADDR) starts once the server listens on PORT; both must succeed, within 120 s each.
+server_client() {
+	local port=$1 srv rc
+	shift
+	timeout 120 "$@" &
+	srv=$!
+	wait_listen "$port" || { kill "$srv" 2>/dev/null; return 1; }
+	timeout 120 "$@" "$HMMV_ADDR"
+	rc=$?
+	wait "$srv" || rc=1
+	return "$rc"
+}
