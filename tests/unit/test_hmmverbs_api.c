@@ -12,16 +12,7 @@
 
 #include "hmmv_priv.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			printf("FAIL %s: line %d: %s\n", __func__, __LINE__, #cond);      \
-			failures++;                                                       \
-			return;                                                           \
-		}                                                                         \
-	} while (0)
+#include "hmmv_unit.h"
 
 static struct ibv_device fake_device;
 static struct ibv_context fake_context = { .device = &fake_device };

@@ -11,16 +11,7 @@
 
 #include "hmmv_priv.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			printf("FAIL %s: line %d: %s\n", __func__, __LINE__, #cond);      \
-			failures++;                                                       \
-			return;                                                           \
-		}                                                                         \
-	} while (0)
+#include "hmmv_unit.h"
 
 static struct hmmv_nl_mr got[4];
 static int ngot;
