@@ -23,6 +23,7 @@ setup:
 build: setup
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD) -j2
+	tests/outside/build-installed
 
 modules: setup
 	kernel/build

@@ -2,14 +2,16 @@
 /*
  * libhmmv_preload.so, the shim hmmv-run puts in LD_PRELOAD: it answers every ibv_reg_mr()
  * (and ibv_reg_mr_iova/_iova2 with iova == addr) with ordinary access flags from one implicit
- * ODP MR per (PD, access flags), so an unmodified verbs program pins nothing. The caller gets
+ * ODP MR per (PD, access flags), so an unmodified verbs program pins nothing. Optional access
+ * flags (IBV_ACCESS_OPTIONAL_RANGE: relaxed ordering, which perftest asks for) are hints a
+ * device may ignore, so they are dropped rather than sent to the real call. The caller gets
  * its own struct ibv_mr with that MR's lkey/rkey and the caller's addr/length; ibv_dereg_mr()
  * of it only frees the struct. The implicit MRs of a PD are released by ibv_dealloc_pd().
  *
  * Where a device has no implicit ODP (hmmv_reg_implicit_mr() fails), registration falls back
  * to the real call, with one note on stderr. Registrations with other flags (ODP already,
- * MW bind, zero-based, huge pages, relaxed ordering) and iova != addr go to the real call.
- * HMMV_RUN_VERBOSE=1 reports each registration served on stderr.
+ * MW bind, zero-based, huge pages) and iova != addr go to the real call.
+ * HMMV_RUN_VERBOSE=1 reports each registration on stderr: served, or passed on and why.
  *
  * This object has no symbol versions on purpose: its unversioned definitions then satisfy
  * the programs' versioned references (ibv_reg_mr@IBVERBS_1.1 ...).
@@ -17,10 +19,14 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <infiniband/hmmverbs.h>
 
@@ -112,15 +118,49 @@ static struct ibv_mr *implicit_mr(struct ibv_pd *pd, int access)
 	return im->mr;
 }
 
+/*
+ * Is [addr, addr + length) mapped? msync() fails with ENOMEM on a hole. A registration of a
+ * range that is not is passed on, so the program gets the real call's error (EFAULT, EINVAL)
+ * as it would without the shim, and nothing is pinned since that call fails.
+ */
+static const char *unmapped(void *addr, size_t length)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), start = (uintptr_t)addr & ~(page - 1);
+
+	if (length > UINTPTR_MAX - (uintptr_t)addr)
+		return "addr + length wraps";
+	if (msync((void *)start, (uintptr_t)addr + length - start, MS_ASYNC) && errno == ENOMEM)
+		return "range not mapped";
+	return NULL;
+}
+
 /* Serve a registration from the implicit MR; NULL (errno untouched) to use the real call. */
 static struct ibv_mr *serve(struct ibv_pd *pd, void *addr, size_t length, uint64_t iova,
 			    unsigned int access)
 {
-	struct ibv_mr *imr;
 	struct shim_mr *m = NULL;
+	const char *why = NULL;
+	struct ibv_mr *imr;
+	int err = errno;
 
-	if (in_real || !pd || !length || (access & ~ORDINARY_ACCESS) || iova != (uintptr_t)addr)
+	if (in_real || !pd || !length)
 		return NULL;
+	access &= ~(unsigned int)IBV_ACCESS_OPTIONAL_RANGE;
+	if (access & ~ORDINARY_ACCESS)
+		why = "access flags beyond local/remote read/write/atomic";
+	else if (iova != (uintptr_t)addr)
+		why = "iova differs from addr";
+	else
+		why = unmapped(addr, length);
+	errno = err;
+	if (why) {
+		if (is_verbose())
+			fprintf(stderr,
+				"hmmv-run: ibv_reg_mr(%p, %zu, iova %#" PRIx64
+				", access %#x) passed on: %s\n",
+				addr, length, iova, access, why);
+		return NULL;
+	}
 	pthread_mutex_lock(&lock);
 	imr = implicit_mr(pd, (int)access);
 	if (imr)
@@ -135,8 +175,8 @@ static struct ibv_mr *serve(struct ibv_pd *pd, void *addr, size_t length, uint64
 	}
 	pthread_mutex_unlock(&lock);
 	if (m && is_verbose())
-		fprintf(stderr, "hmmv-run: ibv_reg_mr(%p, %zu) -> implicit lkey %#x\n", addr,
-			length, m->mr.lkey);
+		fprintf(stderr, "hmmv-run: ibv_reg_mr(%p, %zu) -> implicit lkey %#x rkey %#x\n",
+			addr, length, m->mr.lkey, m->mr.rkey);
 	return m ? &m->mr : NULL;
 }
 

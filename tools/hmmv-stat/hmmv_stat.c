@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0 OR Linux-OpenIB
 /*
- * hmmv-stat [--json] [--watch[=SECS]] [DEVICE]: the On-Demand-Paging MRs of every process on
- * every RDMA device (or DEVICE), with their counters, from rdma netlink restrack (the same
- * source as hmmv_query_mr_stats()). --watch repeats every SECS seconds (default 1) and shows
- * the change since the previous sample next to each counter. MRs without ODP counters are
- * not listed. Keys are shown to CAP_NET_ADMIN only.
+ * hmmv-stat [--json] [--watch[=SECS]] [DEVICE]: each RDMA device's ODP capabilities (from
+ * hmmv_query_device()) and the On-Demand-Paging MRs of every process on it, with their
+ * counters, from rdma netlink restrack (the same source as hmmv_query_mr_stats()). --watch
+ * repeats every SECS seconds (default 1) and shows the change since the previous sample next
+ * to each counter. MRs without ODP counters are not listed. Keys are shown to CAP_NET_ADMIN
+ * only. --json prints JSON lines: one object per device ("caps"), then one per MR.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,10 +26,10 @@ struct sample {
 struct ctx {
 	const char *dev_name;
 	bool json;
-	bool first;		/* no JSON element printed yet */
 	struct sample *prev, *cur;
 	size_t nprev, ncur, cap;
-	int rows;
+	int rows;		/* MRs shown in this sample */
+	int dev_rows;		/* ...of the current device */
 };
 
 static const struct sample *find_prev(const struct ctx *c, uint32_t dev, uint32_t mrn)
@@ -84,8 +85,8 @@ static int print_mr(const struct hmmv_nl_mr *r, void *arg)
 	else
 		snprintf(keys, sizeof(keys), "-");
 	if (c->json) {
-		printf("%s{\"dev\":\"%s\",\"mrn\":%u,\"pid\":%u,\"comm\":\"%s\",", c->first ? "" : ",",
-		       c->dev_name, r->mrn, r->pid, comm);
+		printf("{\"dev\":\"%s\",\"mrn\":%u,\"pid\":%u,\"comm\":\"%s\",", c->dev_name,
+		       r->mrn, r->pid, comm);
 		if (r->has_keys)
 			printf("\"lkey\":%u,\"rkey\":%u,", r->lkey, r->rkey);
 		printf("\"odp\":\"%s\",\"length\":%" PRIu64 ",\"page_faults\":%" PRIu64
@@ -97,11 +98,12 @@ static int print_mr(const struct hmmv_nl_mr *r, void *arg)
 		if (r->has_mirror)
 			printf(",\"mapped_pages\":%" PRIu64 ",\"mirror_bytes\":%" PRIu64,
 			       s->mapped_pages, s->mirror_bytes);
-		printf("}");
-		c->first = false;
+		printf("}\n");
+		c->rows++;
 		return 0;
 	}
-	if (!c->rows++)
+	c->rows++;
+	if (!c->dev_rows++)
 		printf("%-8s %5s %7s %-15s %-13s %-8s %12s %12s %12s %12s %10s %10s\n", "DEV", "MRN",
 		       "PID", "COMM", "LKEY/RKEY", "ODP", "FAULTS", "INVAL", "INVAL_EVT",
 		       "PREFETCH", "MAPPED", "MIRROR_B");
@@ -121,15 +123,73 @@ static int print_mr(const struct hmmv_nl_mr *r, void *arg)
 	return 0;
 }
 
+static const char *const provider_names[] = {
+	[HMMV_PROVIDER_NONE] = "none", [HMMV_PROVIDER_RXE] = "rxe", [HMMV_PROVIDER_MLX5] = "mlx5",
+};
+
+/* The transport ODP capability bits as words: "send,recv,write" or "-". */
+static const char *odp_ops(uint32_t caps, char *buf, size_t len)
+{
+	static const char *const names[] = { "send", "recv", "write", "read", "atomic",
+					     "srq_recv" };
+	size_t n = 0;
+
+	buf[0] = 0;
+	for (unsigned int b = 0; b < sizeof(names) / sizeof(names[0]); b++)
+		if (caps & (1u << b))
+			n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s", n ? "," : "",
+					      names[b]);
+	return n ? buf : "-";
+}
+
+/* The device's line: what hmmv_query_device() says of it. */
+static void print_caps(const struct ctx *c, struct ibv_device *dev)
+{
+	struct hmmv_device_attr a = { .comp_mask = HMMV_DEVICE_ATTR_MASK_ALL };
+	struct ibv_context *ctx = ibv_open_device(dev);
+	const char *prefetch, *prov;
+	char rc[64], ud[64];
+	int err = ctx ? hmmv_query_device(ctx, &a) : errno;
+
+	if (ctx)
+		ibv_close_device(ctx);
+	if (err) {
+		if (c->json)
+			printf("{\"dev\":\"%s\",\"caps\":null,\"error\":\"%s\"}\n", c->dev_name,
+			       strerror(err));
+		else
+			printf("%s: capabilities unknown: %s\n", c->dev_name, strerror(err));
+		return;
+	}
+	prov = a.provider < sizeof(provider_names) / sizeof(provider_names[0]) ?
+		       provider_names[a.provider] : "?";
+	prefetch = !(a.flags & HMMV_DEVICE_PREFETCH)	     ? "no" :
+		   (a.flags & HMMV_DEVICE_PREFETCH_IOCTL) ? "ioctl" : "native";
+	if (c->json) {
+		printf("{\"dev\":\"%s\",\"caps\":{\"provider\":\"%s\",\"hmm\":%s,\"odp\":%s,"
+		       "\"implicit\":%s,\"prefetch\":\"%s\",\"mr_stats\":%s,"
+		       "\"rc_odp_caps\":%u,\"uc_odp_caps\":%u,\"ud_odp_caps\":%u,"
+		       "\"xrc_odp_caps\":%u,\"mirror_page_sizes\":%" PRIu64 "}}\n",
+		       c->dev_name, prov, (a.flags & HMMV_DEVICE_HMM) ? "true" : "false",
+		       (a.flags & HMMV_DEVICE_ODP) ? "true" : "false",
+		       (a.flags & HMMV_DEVICE_ODP_IMPLICIT) ? "true" : "false", prefetch,
+		       (a.flags & HMMV_DEVICE_MR_STATS) ? "true" : "false", a.rc_odp_caps,
+		       a.uc_odp_caps, a.ud_odp_caps, a.xrc_odp_caps, a.mirror_page_sizes);
+		return;
+	}
+	printf("%s: backend %s%s; ODP %s, implicit %s, prefetch %s; RC %s; UD %s\n", c->dev_name,
+	       prov, (a.flags & HMMV_DEVICE_HMM) ? " (ib_hmm mirror)" : "",
+	       (a.flags & HMMV_DEVICE_ODP) ? "yes" : "no",
+	       (a.flags & HMMV_DEVICE_ODP_IMPLICIT) ? "yes" : "no", prefetch,
+	       odp_ops(a.rc_odp_caps, rc, sizeof(rc)), odp_ops(a.ud_odp_caps, ud, sizeof(ud)));
+}
+
 static int sample(struct ctx *c, struct ibv_device **list, const char *only)
 {
 	int err, shown = 0;
 
 	c->rows = 0;
 	c->ncur = 0;
-	c->first = true;
-	if (c->json)
-		printf("[");
 	for (int i = 0; list[i]; i++) {
 		int index = ibv_get_device_index(list[i]);
 
@@ -137,15 +197,15 @@ static int sample(struct ctx *c, struct ibv_device **list, const char *only)
 		if ((only && strcmp(only, c->dev_name)) || index < 0)
 			continue;
 		shown++;
+		print_caps(c, list[i]);
+		c->dev_rows = 0;
 		err = hmmv_nl_mr_dump(index, print_mr, c);
 		if (err) {
 			fprintf(stderr, "hmmv-stat: %s: %s\n", c->dev_name, strerror(err));
 			return 1;
 		}
 	}
-	if (c->json)
-		printf("]\n");
-	else if (!c->rows)
+	if (!c->json && !c->rows)
 		printf("no ODP memory regions\n");
 	fflush(stdout);
 	if (only && !shown) {
