@@ -286,6 +286,27 @@ static int client(struct conn *c, int fd, struct peer_info *me)
 	return 0;
 }
 
+/* What the implicit MR went through, from the kernel's counters (needs CAP_NET_ADMIN). */
+static void print_counters(struct conn *c, const char *side)
+{
+	struct hmmv_mr_stats st = { .comp_mask = HMMV_MR_STATS_MASK_MIRROR };
+	int err = hmmv_query_mr_stats(c->mr, &st);
+
+	if (err) {
+		printf("%s: implicit MR counters: %s\n", side, strerror(err));
+		return;
+	}
+	printf("%s: implicit MR lkey %#x: %llu pages faulted in %llu faults, %llu invalidated, "
+	       "%llu prefetched",
+	       side, c->mr->lkey, (unsigned long long)st.page_faults,
+	       (unsigned long long)st.page_faults_handled,
+	       (unsigned long long)st.page_invalidations, (unsigned long long)st.page_prefetch);
+	if (st.comp_mask & HMMV_MR_STATS_MASK_MIRROR)
+		printf("; %llu pages mapped now, mirror %llu bytes",
+		       (unsigned long long)st.mapped_pages, (unsigned long long)st.mirror_bytes);
+	printf("\n");
+}
+
 int main(int argc, char **argv)
 {
 	const char *dev = "rxe0", *port = "18515";
@@ -321,6 +342,7 @@ int main(int argc, char **argv)
 	}
 	rc = optind < argc ? client(&c, fd, &me) : server(&c, fd, &me);
 	close(fd);
+	print_counters(&c, optind < argc ? "client" : "server");
 	ibv_destroy_qp(c.qp);
 	ibv_destroy_cq(c.cq);
 	ibv_dereg_mr(c.mr);
