@@ -14,6 +14,7 @@
 #include <linux/rwsem.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/timekeeping.h>
 #include <linux/uaccess.h>
 #include <linux/xarray.h>
 #include <rdma/ib_hmm.h>
@@ -209,6 +210,33 @@ static void ib_hmm_test_counters(struct ib_hmm_mr *mr,
 	arg->table_bytes = c.table_bytes;
 }
 
+/*
+ * One-page mirror lookups, each under the mirror's lock as a snapshot takes
+ * it (ib_umem_odp_test does the same under the umem's mutex); nothing faults.
+ */
+static int ib_hmm_test_lookup(struct ib_hmm_mr *mr,
+			      struct ib_hmm_test_lookup *arg)
+{
+	u64 i, t0;
+	u8 state;
+	int ret;
+
+	if (arg->npages > IB_HMM_TEST_SNAPSHOT_MAX)
+		return -EINVAL;
+	arg->found = 0;
+	t0 = ktime_get_ns();
+	for (i = 0; i < arg->npages; i++) {
+		ret = ib_hmm_mr_snapshot(mr, arg->iova + i * PAGE_SIZE, 1,
+					 &state);
+		if (ret)
+			return ret;
+		if (state & IB_HMM_PAGE_VALID)
+			arg->found++;
+	}
+	arg->ns = ktime_get_ns() - t0;
+	return 0;
+}
+
 union ib_hmm_test_arg {
 	struct ib_hmm_test_mr_create create;
 	struct ib_hmm_test_mr_destroy destroy;
@@ -217,6 +245,7 @@ union ib_hmm_test_arg {
 	struct ib_hmm_test_prefetch prefetch;
 	struct ib_hmm_test_snapshot snapshot;
 	struct ib_hmm_test_counters counters;
+	struct ib_hmm_test_lookup lookup;
 };
 
 /* Every operation on an MR: the handle is each struct's first field. */
@@ -258,6 +287,9 @@ static long ib_hmm_test_mr_op(struct ib_hmm_test_file *tf, unsigned int cmd,
 		ib_hmm_test_counters(mr, &arg->counters);
 		ret = 0;
 		break;
+	case IB_HMM_TEST_IOC_LOOKUP:
+		ret = ib_hmm_test_lookup(mr, &arg->lookup);
+		break;
 	default:
 		ret = -ENOTTY;
 		break;
@@ -286,6 +318,7 @@ static long ib_hmm_test_ioctl(struct file *filp, unsigned int cmd,
 	case IB_HMM_TEST_IOC_PREFETCH:
 	case IB_HMM_TEST_IOC_SNAPSHOT:
 	case IB_HMM_TEST_IOC_COUNTERS:
+	case IB_HMM_TEST_IOC_LOOKUP:
 		break;
 	default:
 		return -ENOTTY;

@@ -102,6 +102,19 @@ struct ib_hmm_test_counters {
 	__u64 table_bytes;
 };
 
+/*
+ * LOOKUP (benchmarks): npages one-page lookups, one after another from iova,
+ * each as the data path of a driver would do it before touching a page;
+ * nothing is faulted in.
+ */
+struct ib_hmm_test_lookup {
+	__u64 handle;
+	__u64 iova;
+	__u64 npages;
+	__u64 found;		/* out: lookups that found the page present */
+	__u64 ns;		/* out: time taken by the npages lookups */
+};
+
 #define IB_HMM_TEST_IOC_MAGIC		0xE8
 #define IB_HMM_TEST_IOC_MR_CREATE \
 	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x00, struct ib_hmm_test_mr_create)
@@ -121,5 +134,16 @@ struct ib_hmm_test_counters {
 	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x07, struct ib_hmm_test_counters)
 #define IB_HMM_TEST_IOC_FLUSH \
 	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x08, struct ib_hmm_test_rw)
+#define IB_HMM_TEST_IOC_LOOKUP \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x09, struct ib_hmm_test_lookup)
+
+/*
+ * /dev/ib_umem_odp_test (ib_umem_odp_test.ko) serves the same ABI from the
+ * kernel's own ODP umem (ib_umem_odp) for side-by-side benchmarks: MR_CREATE
+ * (explicit ranges), MR_DESTROY, PREFETCH (faults in; flags WRITE only),
+ * COUNTERS (invalidations, invalidations_handled, mapped_pages, table_bytes)
+ * and LOOKUP; every other request gets ENOTTY.
+ */
+#define IB_UMEM_ODP_TEST_DEVICE		"/dev/ib_umem_odp_test"
 
 #endif /* _UAPI_RDMA_IB_HMM_TEST_H */
