@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0 OR Linux-OpenIB
 #
 # make demo    set everything up, boot a Soft-RoCE VM on the default kernel and show what the
-#              project does
+#              project does, then the quick benchmark comparison (benchmarks/run --quick)
 # make check   set everything up and run every test (unit + VM, both kernels)
 #
 # Variables: KERNELS="6.12 7.3" (kernels to set up and test), KERNEL=6.12 (the demo's kernel),
@@ -36,6 +36,10 @@ check: build
 
 demo: build
 	tests/vm/run --kernel $(KERNEL) -- tests/vm/demo
+	@echo; echo "== The quick comparison (benchmarks/run --quick --kernels $(KERNEL), about 3 minutes)"
+	@benchmarks/run --quick --kernels "$(KERNEL)" --out $(BUILD)/demo-benchmarks >$(BUILD)/demo-benchmarks.log 2>&1; \
+		rc=$$?; sed -n '/^## Medians/,$$p' $(BUILD)/demo-benchmarks/summary.md; \
+		echo "(full report: $(BUILD)/demo-benchmarks/summary.md, bandwidth.png)"; exit $$rc
 
 clean:
 	rm -rf $(BUILD)

@@ -153,6 +153,7 @@ static void bench_register(enum mode m, unsigned int max_gib)
 		if (sizes[s] > ((uint64_t)max_gib << 30))
 			continue;
 		p = map(sizes[s], MAP_NORESERVE);
+		mr_destroy(fd, mr_create(fd, p, sizes[s]));	/* warm-up, not counted */
 		for (int r = 0; r < runs; r++) {
 			double t0 = now_ns();
 			uint64_t h = mr_create(fd, p, sizes[s]);
@@ -164,6 +165,7 @@ static void bench_register(enum mode m, unsigned int max_gib)
 		munmap(p, sizes[s]);
 	}
 	if (m == HMM) {
+		mr_destroy(fd, mr_create(fd, NULL, IB_HMM_TEST_IMPLICIT_LENGTH));
 		for (int r = 0; r < runs; r++) {
 			double t0 = now_ns();
 			uint64_t h = mr_create(fd, NULL, IB_HMM_TEST_IMPLICIT_LENGTH);
