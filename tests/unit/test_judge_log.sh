@@ -60,4 +60,27 @@ else
 fi
 
 expect 0 "missing file is ignored" "$T/nonexistent"
+
+# --context: the whole report of the first splat, from the first file that has one, with the
+# kernel lines around it and without the command's output.
+{
+	echo "[   9.0] rxe0: added veth0"
+	echo "ib_write_bw output"
+	echo "[  10.0] Oops: int3: 0000 [#1] SMP NOPTI"
+	for i in $(seq 1 50); do echo "[  10.$i] trace line $i"; done
+} >"$T/k.console"
+out=$("$JUDGE" --context "$T/clean.dmesg" "$T/k.console" "$T/s.dmesg")
+got=$?
+if [ "$got" = 0 ] && grep -q '^(from .*k.console)$' <<<"$out" && grep -q 'rxe0: added veth0' <<<"$out" &&
+	grep -q 'Oops: int3' <<<"$out" && grep -q 'trace line 40$' <<<"$out" &&
+	! grep -q 'trace line 41$' <<<"$out" && ! grep -q 'ib_write_bw output' <<<"$out" &&
+	! grep -q 'rcu_sched' <<<"$out"; then
+	echo "ok --context prints the first report"
+else
+	echo "FAIL --context prints the first report: exit $got; $out"
+	fails=$((fails + 1))
+fi
+"$JUDGE" --context "$T/clean.dmesg" >/dev/null
+got=$?
+if [ "$got" = 1 ]; then echo "ok --context on clean logs"; else echo "FAIL --context on clean logs: exit $got"; fails=$((fails + 1)); fi
 [ "$fails" = 0 ]
