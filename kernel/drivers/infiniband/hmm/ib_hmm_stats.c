@@ -114,6 +114,11 @@ static int ib_hmm_stats_show(struct seq_file *s, void *unused)
 		   atomic64_read(&ib_hmm_stats.invalidations));
 	seq_printf(s, "table_bytes: %lld\n",
 		   atomic64_read(&ib_hmm_stats.table_bytes));
+	/* What one mirror and one MR take from kmalloc, tables aside. */
+	seq_printf(s, "mirror_struct_bytes: %zu\n",
+		   kmalloc_size_roundup(sizeof(struct ib_hmm_mirror)));
+	seq_printf(s, "mr_struct_bytes: %zu\n",
+		   kmalloc_size_roundup(sizeof(struct ib_hmm_mr)));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(ib_hmm_stats);
