@@ -81,6 +81,8 @@
 #include <infiniband/hmmverbs.h>
 #include <infiniband/verbs.h>
 
+#include "roce_gid.h"
+
 #define KIB UINT64_C(1024)
 #define MIB (1024 * KIB)
 #define GIB (1024 * MIB)
@@ -432,33 +434,6 @@ static int64_t meminfo_kernel(int64_t *slab_vm)
 
 /* --- verbs --------------------------------------------------------------------------------- */
 
-static int find_gid(struct bench *b)
-{
-	char path[256], type[64];
-
-	for (int i = 0; i < 16; i++) {
-		union ibv_gid gid;
-		FILE *f;
-
-		if (ibv_query_gid(b->ctx, 1, i, &gid))
-			break;
-		snprintf(path, sizeof(path), "/sys/class/infiniband/%s/ports/1/gid_attrs/types/%d",
-			 opt.dev, i);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (!fgets(type, sizeof(type), f))
-			type[0] = 0;
-		fclose(f);
-		/* RoCE v2 over IPv4: ::ffff:a.b.c.d */
-		if (strstr(type, "v2") && !memcmp(gid.raw, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) {
-			b->gid_index = i;
-			b->gid = gid;
-			return 0;
-		}
-	}
-	return -1;
-}
 
 static void qp_up(struct bench *b, struct ibv_qp *qp, uint32_t dest)
 {
@@ -547,7 +522,8 @@ static void bench_open(struct bench *b)
 	ibv_free_device_list(list);
 	if (!b->ctx)
 		die("device %s not found or cannot be opened", opt.dev);
-	if (find_gid(b))
+	b->gid_index = hmmv_roce_v2_ipv4_gid(b->ctx, opt.dev, 1, &b->gid);
+	if (b->gid_index < 0)
 		die("no RoCE v2 IPv4 GID on %s", opt.dev);
 	err = ibv_query_port(b->ctx, 1, &pa);
 	if (err)

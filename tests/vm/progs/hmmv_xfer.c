@@ -41,6 +41,8 @@
 
 #include <infiniband/verbs.h>
 
+#include "roce_gid.h"
+
 #define GUARD 256
 #define CQ_TIMEOUT_SEC 20
 
@@ -169,28 +171,14 @@ static void xrecv(int fd, void *p, size_t n)
 
 static int find_gid(struct ctx *c)
 {
-	char path[256], type[64];
+	union ibv_gid gid;
+	int i;
 
 	if (c->o.gid_index >= 0)
 		return c->o.gid_index;
-	for (int i = 0; i < 16; i++) {
-		union ibv_gid gid;
-		FILE *f;
-
-		if (ibv_query_gid(c->verbs, 1, i, &gid))
-			break;
-		snprintf(path, sizeof(path), "/sys/class/infiniband/%s/ports/1/gid_attrs/types/%d",
-			 c->o.dev, i);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (!fgets(type, sizeof(type), f))
-			type[0] = 0;
-		fclose(f);
-		/* RoCE v2 over IPv4: ::ffff:a.b.c.d */
-		if (strstr(type, "v2") && !memcmp(gid.raw, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
-			return i;
-	}
+	i = hmmv_roce_v2_ipv4_gid(c->verbs, c->o.dev, 1, &gid);
+	if (i >= 0)
+		return i;
 	fprintf(stderr, "hmmv_xfer: no RoCE v2 IPv4 GID on %s (use -g)\n", c->o.dev);
 	exit(1);
 }

@@ -14,37 +14,10 @@
 #include <unistd.h>
 
 #include "odp.h"
+#include "roce_gid.h"
 
 #define QKEY 0x11111111
 #define CQ_DEPTH 512
-
-static int find_gid(struct env *e)
-{
-	char path[256], type[64];
-
-	for (int i = 0; i < 16; i++) {
-		union ibv_gid gid;
-		FILE *f;
-
-		if (ibv_query_gid(e->ctx, 1, i, &gid))
-			break;
-		snprintf(path, sizeof(path), "/sys/class/infiniband/%s/ports/1/gid_attrs/types/%d",
-			 e->dev, i);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (!fgets(type, sizeof(type), f))
-			type[0] = 0;
-		fclose(f);
-		/* RoCE v2 over IPv4: ::ffff:a.b.c.d */
-		if (strstr(type, "v2") && !memcmp(gid.raw, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) {
-			e->gid_index = i;
-			e->gid = gid;
-			return 0;
-		}
-	}
-	return -1;
-}
 
 int env_open(struct env *e, const char *dev, enum kind kind)
 {
@@ -62,7 +35,8 @@ int env_open(struct env *e, const char *dev, enum kind kind)
 	ibv_free_device_list(list);
 	if (!e->ctx)
 		return tfail("device %s not found or not openable", dev);
-	if (find_gid(e))
+	e->gid_index = hmmv_roce_v2_ipv4_gid(e->ctx, e->dev, 1, &e->gid);
+	if (e->gid_index < 0)
 		return tfail("no RoCE v2 IPv4 GID on %s", dev);
 	if (ibv_query_port(e->ctx, 1, &pa))
 		return tfail("ibv_query_port: %s", strerror(errno));
