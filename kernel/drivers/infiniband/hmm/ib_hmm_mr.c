@@ -238,7 +238,7 @@ static int ib_hmm_mr_xfer(struct ib_hmm_mr *mr, u64 iova, void *buf,
 	while (addr < end) {
 		gend = min(end, (addr | (IB_HMM_GRANULE_SIZE - 1)) + 1);
 		sem = ib_hmm_table_stripe(t, addr);
-		down_read(sem);
+		ib_hmm_stripe_read_lock(sem);
 		while (addr < gend) {
 			rcu_read_lock();
 			e = ib_hmm_table_lookup(t, addr);
@@ -255,8 +255,12 @@ static int ib_hmm_mr_xfer(struct ib_hmm_mr *mr, u64 iova, void *buf,
 			tries = 0;
 		}
 		up_read(sem);
-		if (addr == gend)
+		if (addr == gend) {
+			/* Long copies yield between granules; a packet's does not. */
+			if (addr < end)
+				cond_resched();
 			continue;
+		}
 		ret = ib_hmm_mr_fault(mr, addr, end, need_write);
 		if (!ret)
 			ret = ib_hmm_mr_retry(&tries);
@@ -344,7 +348,7 @@ static int ib_hmm_mr_do_atomic(struct ib_hmm_mr *mr, u64 iova,
 	int ret;
 
 	for (;;) {
-		down_read(sem);
+		ib_hmm_stripe_read_lock(sem);
 		rcu_read_lock();
 		e = ib_hmm_table_lookup(t, iova);
 		rcu_read_unlock();
