@@ -81,6 +81,7 @@
 #include <infiniband/hmmverbs.h>
 #include <infiniband/verbs.h>
 
+#include "rc_connect.h"
 #include "roce_gid.h"
 
 #define KIB UINT64_C(1024)
@@ -434,45 +435,27 @@ static int64_t meminfo_kernel(int64_t *slab_vm)
 
 /* --- verbs --------------------------------------------------------------------------------- */
 
-
 static void qp_up(struct bench *b, struct ibv_qp *qp, uint32_t dest)
 {
-	struct ibv_qp_attr a = {
-		.qp_state = IBV_QPS_INIT,
-		.port_num = 1,
-		.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ,
+	struct hmmv_rc_attr a = {
+		.port = 1,
+		.sgid_index = b->gid_index,
+		.dgid = b->gid,
+		.dest_qpn = dest,
+		.mtu = b->mtu,
+		.rd_atomic = 16,
+		.min_rnr_timer = 1,
+		.access = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ,
 	};
-	int err;
+	const char *step = "";
+	int err = hmmv_rc_connect(qp, &a, &step);
 
-	err = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-			    IBV_QP_ACCESS_FLAGS);
-	if (err)
-		die_err("ibv_modify_qp to INIT", err);
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTR;
-	a.path_mtu = b->mtu;
-	a.dest_qp_num = dest;
-	a.max_dest_rd_atomic = 16;
-	a.min_rnr_timer = 1;
-	a.ah_attr.is_global = 1;
-	a.ah_attr.grh.dgid = b->gid;
-	a.ah_attr.grh.sgid_index = b->gid_index;
-	a.ah_attr.grh.hop_limit = 64;
-	a.ah_attr.port_num = 1;
-	err = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
-			    IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
-	if (err)
-		die_err("ibv_modify_qp to RTR", err);
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTS;
-	a.timeout = 14;
-	a.retry_cnt = 7;
-	a.rnr_retry = 7;
-	a.max_rd_atomic = 16;
-	err = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT |
-			    IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC);
-	if (err)
-		die_err("ibv_modify_qp to RTS", err);
+	if (err) {
+		char what[32];
+
+		snprintf(what, sizeof(what), "ibv_modify_qp to %s", step);
+		die_err(what, err);
+	}
 }
 
 static void drain_cqs(struct bench *b)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "odp.h"
+#include "rc_connect.h"
 #include "roce_gid.h"
 
 #define QKEY 0x11111111
@@ -73,56 +74,34 @@ void env_close(struct env *e)
 
 static int qp_up(struct env *e, struct pair *p, struct ibv_qp *qp, uint32_t dest)
 {
-	struct ibv_qp_attr a = {
-		.qp_state = IBV_QPS_INIT,
-		.pkey_index = 0,
-		.port_num = 1,
-	};
-	int mask = IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT;
+	struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1, .qkey = QKEY };
+	const char *step = "";
 
-	if (p->type == IBV_QPT_UD) {
-		a.qkey = QKEY;
-		mask |= IBV_QP_QKEY;
-	} else {
-		a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
-				    IBV_ACCESS_REMOTE_ATOMIC;
-		mask |= IBV_QP_ACCESS_FLAGS;
+	if (p->type == IBV_QPT_RC) {
+		struct hmmv_rc_attr rc = {
+			.port = 1,
+			.sgid_index = e->gid_index,
+			.dgid = e->gid,
+			.dest_qpn = dest,
+			.mtu = e->mtu,
+			.rd_atomic = 16,
+			.min_rnr_timer = 1,
+			.access = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
+				  IBV_ACCESS_REMOTE_ATOMIC,
+		};
+		int err = hmmv_rc_connect(qp, &rc, &step);
+
+		return err ? tfail("modify_qp %s: %s", step, strerror(err)) : 0;
 	}
-	if (ibv_modify_qp(qp, &a, mask))
+	/* UD: the peer is in each work request; the QP needs its Q_Key and the states only. */
+	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY))
 		return tfail("modify_qp INIT: %s", strerror(errno));
-
 	memset(&a, 0, sizeof(a));
 	a.qp_state = IBV_QPS_RTR;
-	mask = IBV_QP_STATE;
-	if (p->type == IBV_QPT_RC) {
-		a.path_mtu = e->mtu;
-		a.dest_qp_num = dest;
-		a.rq_psn = 0;
-		a.max_dest_rd_atomic = 16;
-		a.min_rnr_timer = 1;
-		a.ah_attr.is_global = 1;
-		a.ah_attr.grh.dgid = e->gid;
-		a.ah_attr.grh.sgid_index = e->gid_index;
-		a.ah_attr.grh.hop_limit = 64;
-		a.ah_attr.port_num = 1;
-		mask |= IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-			IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
-	}
-	if (ibv_modify_qp(qp, &a, mask))
+	if (ibv_modify_qp(qp, &a, IBV_QP_STATE))
 		return tfail("modify_qp RTR: %s", strerror(errno));
-
-	memset(&a, 0, sizeof(a));
 	a.qp_state = IBV_QPS_RTS;
-	a.sq_psn = 0;
-	mask = IBV_QP_STATE | IBV_QP_SQ_PSN;
-	if (p->type == IBV_QPT_RC) {
-		a.timeout = 14;
-		a.retry_cnt = 7;
-		a.rnr_retry = 7;
-		a.max_rd_atomic = 16;
-		mask |= IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC;
-	}
-	if (ibv_modify_qp(qp, &a, mask))
+	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN))
 		return tfail("modify_qp RTS: %s", strerror(errno));
 	return 0;
 }
