@@ -1213,6 +1213,126 @@ out:
 	return ret;
 }
 
+/*
+ * Table nodes for a set of 2 MiB granules that each hold 4 KiB entries: one leaf
+ * per granule, and at each level above, one node per distinct span of that
+ * level, up to the lowest level whose span holds them all (the root).
+ */
+static uint64_t table_nodes(const uint64_t *gran, int n)
+{
+	uint64_t nodes = n;
+	unsigned int level, shift;
+	int i, j, distinct;
+
+	for (level = 1;; level++) {
+		shift = 12 + 9 * (level + 1);
+		distinct = 0;
+		for (i = 0; i < n; i++) {
+			for (j = 0; j < i; j++)
+				if (gran[j] >> shift == gran[i] >> shift)
+					break;
+			distinct += j == i;
+		}
+		nodes += distinct;
+		if (distinct == 1)
+			return nodes;
+	}
+}
+
+/*
+ * The root grows from the lowest level that holds what is mirrored: 8 MiB in
+ * one 1 GiB region costs one node above its leaves; a granule in another
+ * region, then one at 32 TiB, add parents above the old root, and what was
+ * mirrored before stays reachable. Zapping everything frees the whole table;
+ * the next install starts a level 1 root again.
+ */
+static int t_table_root_grows(void)
+{
+	size_t alen = 4 * HUGE_2M;
+	struct ib_hmm_test_counters c, c0;
+	uint8_t *a = NULL, *b = NULL, *hi = NULL, *dst = NULL;
+	uint64_t gran[6], h, want;
+	int fd = -1, ret = T_PASS, n = 0, i;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	a = map_aligned(alen, 1UL << 30);
+	b = map_aligned(HUGE_2M, 1UL << 30);
+	hi = mmap((void *)(1UL << 45), HUGE_2M, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	dst = malloc(alen);
+	CHECK(a && b && hi == (void *)(1UL << 45) && dst,
+	      "mmap failed: %s", strerror(errno));
+	madvise(a, alen, MADV_NOHUGEPAGE);
+	madvise(b, HUGE_2M, MADV_NOHUGEPAGE);
+	madvise(hi, HUGE_2M, MADV_NOHUGEPAGE);
+	fill_pattern(a, alen, 21);
+	fill_pattern(b, HUGE_2M, 22);
+	fill_pattern(hi, HUGE_2M, 23);
+	CHECK_ERR(mr_create(fd, 0, IB_HMM_TEST_IMPLICIT_LENGTH, ACC_ALL, &h), 0);
+
+	/* Mirror exactly the present pages of each buffer, one at a time. */
+	for (i = 0; i < 4; i++)
+		gran[n++] = U(a) + i * HUGE_2M;
+	CHECK_ERR(mr_prefetch(fd, h, U(a), alen, IB_HMM_TEST_PREFETCH_NO_FAULT), 0);
+	CHECK_ERR(mr_counters(fd, h, &c), 0);
+	want = table_nodes(gran, n) * PAGE;
+	CHECK(c.table_bytes == want && want == 5 * PAGE,
+	      "8 MiB in one 1 GiB region: table_bytes %llu, want %llu",
+	      c.table_bytes, (unsigned long long)want);
+
+	gran[n++] = U(b);
+	CHECK_ERR(mr_prefetch(fd, h, U(b), HUGE_2M, IB_HMM_TEST_PREFETCH_NO_FAULT), 0);
+	CHECK_ERR(mr_counters(fd, h, &c), 0);
+	want = table_nodes(gran, n) * PAGE;
+	CHECK(c.table_bytes == want,
+	      "another 1 GiB region: table_bytes %llu, want %llu",
+	      c.table_bytes, (unsigned long long)want);
+
+	gran[n++] = U(hi);
+	CHECK_ERR(mr_prefetch(fd, h, U(hi), HUGE_2M, IB_HMM_TEST_PREFETCH_NO_FAULT), 0);
+	CHECK_ERR(mr_counters(fd, h, &c0), 0);
+	want = table_nodes(gran, n) * PAGE;
+	CHECK(c0.table_bytes == want,
+	      "at 32 TiB: table_bytes %llu, want %llu",
+	      c0.table_bytes, (unsigned long long)want);
+	CHECK(c0.mapped_pages == (alen + 2 * HUGE_2M) / PAGE,
+	      "mapped %llu", c0.mapped_pages);
+
+	/* Everything mirrored before the root grew is found without a fault. */
+	CHECK_ERR(mr_read(fd, h, U(a), alen, dst), 0);
+	CHECK(!memcmp(dst, a, alen), "READ of the first buffer differs");
+	CHECK_ERR(mr_read(fd, h, U(b), HUGE_2M, dst), 0);
+	CHECK(!memcmp(dst, b, HUGE_2M), "READ of the second buffer differs");
+	CHECK_ERR(mr_read(fd, h, U(hi), HUGE_2M, dst), 0);
+	CHECK(!memcmp(dst, hi, HUGE_2M), "READ at 32 TiB differs");
+	CHECK_ERR(mr_counters(fd, h, &c), 0);
+	CHECK(c.faults == c0.faults && c.table_bytes == c0.table_bytes,
+	      "reads faulted %llu pages, table %llu -> %llu",
+	      c.faults - c0.faults, c0.table_bytes, c.table_bytes);
+
+	CHECK(!madvise(a, alen, MADV_DONTNEED) &&
+	      !madvise(b, HUGE_2M, MADV_DONTNEED) &&
+	      !madvise(hi, HUGE_2M, MADV_DONTNEED), "madvise");
+	CHECK_ERR(mr_counters(fd, h, &c), 0);
+	CHECK(c.table_bytes == 0 && c.mapped_pages == 0,
+	      "after zapping all: table_bytes %llu mapped %llu",
+	      c.table_bytes, c.mapped_pages);
+
+	memset(hi, 0x3c, HUGE_2M);
+	CHECK_ERR(mr_prefetch(fd, h, U(hi), HUGE_2M, IB_HMM_TEST_PREFETCH_NO_FAULT), 0);
+	CHECK_ERR(mr_read(fd, h, U(hi) + HUGE_2M - 100, 100, dst), 0);
+	CHECK(all_bytes(dst, 100, 0x3c), "READ after the table emptied");
+	CHECK_ERR(mr_counters(fd, h, &c), 0);
+	CHECK(c.table_bytes == 2 * PAGE,
+	      "a fresh root: table_bytes %llu, want %lu", c.table_bytes,
+	      2 * PAGE);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 static int t_shared_table(void)
 {
 	size_t np = 512, len = np * PAGE;
@@ -1455,6 +1575,7 @@ static const struct tcase cases[] = {
 	{ "access_and_atomics", t_access_atomics },
 	{ "table_bytes_big_mr", t_table_big_mr },
 	{ "table_bytes_per_page", t_table_per_page },
+	{ "table_root_grows", t_table_root_grows },
 	{ "shared_table_16_mrs", t_shared_table },
 	{ "exit_with_live_mrs", t_exit_live_mrs },
 	{ "concurrent_readers_dontneed", t_concurrent_dontneed },

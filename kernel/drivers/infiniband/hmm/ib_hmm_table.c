@@ -8,6 +8,14 @@
  * path, and nothing for an MR that was never touched. A 2 MiB (or larger)
  * CPU mapping is one HUGE entry in a level 1 slot, without a leaf.
  *
+ * The root is the lowest node whose span holds every address installed since
+ * the table was last empty, not the top level: mirrored memory within one
+ * 1 GiB region costs one node above its leaves instead of levels - 1. The
+ * root word holds the node's address and its level (low bits); the node's
+ * span starts at its page's private value, set before the node is published
+ * as the root. Installing outside the span grows the root one level at a
+ * time, each step publishing a parent of the old root.
+ *
  * Writers (install, zap) hold mirror->lock; readers walk with READ_ONCE()
  * under rcu_read_lock() (see Locking in ib_hmm_priv.h).
  */
@@ -43,6 +51,40 @@ static inline void ib_hmm_slot_publish(u64 *slot, u64 *node)
 {
 	/* Pairs with READ_ONCE() in ib_hmm_table_lookup(): node is zeroed. */
 	smp_store_release(slot, (u64)(unsigned long)node);
+}
+
+/* The root word: the root node's address, its level in the low bits. */
+#define IB_HMM_ROOT_LEVEL_MASK	7UL
+
+static inline u64 *ib_hmm_root_node(u64 root)
+{
+	return (u64 *)(unsigned long)(root & ~(u64)IB_HMM_ROOT_LEVEL_MASK);
+}
+
+static inline unsigned int ib_hmm_root_level(u64 root)
+{
+	return root & IB_HMM_ROOT_LEVEL_MASK;
+}
+
+/* First address of the span of a root node (see ib_hmm_root_publish()). */
+static inline u64 ib_hmm_root_base(const u64 *node)
+{
+	return page_private(virt_to_page(node));
+}
+
+/* Whether @a and @b lie in the same span of a node at @level. */
+static inline bool ib_hmm_same_span(u64 a, u64 b, unsigned int level)
+{
+	return !((a ^ b) >> ib_hmm_level_shift(level + 1));
+}
+
+/* Make @node, whose span starts at @base, the root at @level. */
+static void ib_hmm_root_publish(struct ib_hmm_table *t, u64 *node,
+				unsigned int level, u64 base)
+{
+	set_page_private(virt_to_page(node), base);
+	/* Pairs with READ_ONCE() in ib_hmm_table_lookup(): base and slots. */
+	smp_store_release(&t->root, (u64)(unsigned long)node | level);
 }
 
 /**
@@ -92,7 +134,10 @@ static u64 *ib_hmm_node_alloc(struct ib_hmm_table *t)
 
 static void ib_hmm_node_free_rcu(struct rcu_head *head)
 {
-	__free_page(container_of(head, struct page, rcu_head));
+	struct page *page = container_of(head, struct page, rcu_head);
+
+	set_page_private(page, 0);
+	__free_page(page);
 }
 
 /* Unlink *slot (pointing to an empty node) and free the node after a grace period. */
@@ -101,6 +146,16 @@ static void ib_hmm_node_unlink(struct ib_hmm_table *t, u64 *slot)
 	u64 *node = ib_hmm_slot_node(*slot);
 
 	WRITE_ONCE(*slot, 0);
+	ib_hmm_table_account(t, -(long)PAGE_SIZE);
+	call_rcu(&virt_to_page(node)->rcu_head, ib_hmm_node_free_rcu);
+}
+
+/* Unlink the (empty) root node and free it after a grace period. */
+static void ib_hmm_root_unlink(struct ib_hmm_table *t)
+{
+	u64 *node = ib_hmm_root_node(t->root);
+
+	WRITE_ONCE(t->root, 0);
 	ib_hmm_table_account(t, -(long)PAGE_SIZE);
 	call_rcu(&virt_to_page(node)->rcu_head, ib_hmm_node_free_rcu);
 }
@@ -120,6 +175,7 @@ static void ib_hmm_node_destroy(u64 *node, unsigned int level)
 		if (v && !ib_hmm_slot_is_entry(v))
 			ib_hmm_node_destroy(ib_hmm_slot_node(v), level - 1);
 	}
+	set_page_private(virt_to_page(node), 0);
 	free_page((unsigned long)node);
 }
 
@@ -130,7 +186,8 @@ static void ib_hmm_node_destroy(u64 *node, unsigned int level)
 void ib_hmm_table_destroy(struct ib_hmm_table *t)
 {
 	if (t->root)
-		ib_hmm_node_destroy(ib_hmm_slot_node(t->root), t->levels - 1);
+		ib_hmm_node_destroy(ib_hmm_root_node(t->root),
+				    ib_hmm_root_level(t->root));
 	t->root = 0;
 	ib_hmm_table_account(t, -(long)t->bytes);
 	while (t->nr_spare)
@@ -186,12 +243,19 @@ bool ib_hmm_table_refill(struct ib_hmm_table *t, struct mutex *lock)
 u64 ib_hmm_table_lookup(struct ib_hmm_table *t, u64 addr)
 {
 	unsigned int level;
-	u64 v;
+	u64 root, *node, v;
 
 	if (addr >= t->limit)
 		return 0;
-	v = READ_ONCE(t->root);
-	for (level = t->levels - 1; level > 0; level--) {
+	root = READ_ONCE(t->root);
+	if (!root)
+		return 0;
+	node = ib_hmm_root_node(root);
+	level = ib_hmm_root_level(root);
+	if (!ib_hmm_same_span(addr, ib_hmm_root_base(node), level))
+		return 0;
+	v = (u64)(unsigned long)node;
+	for (; level > 0; level--) {
 		if (!v)
 			return 0;
 		v = READ_ONCE(ib_hmm_slot_node(v)[ib_hmm_slot_index(addr, level)]);
@@ -203,14 +267,55 @@ u64 ib_hmm_table_lookup(struct ib_hmm_table *t, u64 addr)
 	return READ_ONCE(ib_hmm_slot_node(v)[ib_hmm_slot_index(addr, 0)]);
 }
 
+/*
+ * Make the root's span hold @addr: create a level 1 root for an empty table,
+ * else add parents above the root until its span holds @addr. Each step
+ * publishes a valid root, so a failed allocation leaves a usable table.
+ */
+static int ib_hmm_root_cover(struct ib_hmm_table *t, u64 addr)
+{
+	unsigned int level, shift;
+	u64 *node, *parent, base;
+
+	if (!t->root) {
+		node = ib_hmm_node_alloc(t);
+		if (!node)
+			return -ENOMEM;
+		shift = ib_hmm_level_shift(2);
+		ib_hmm_root_publish(t, node, 1, addr & ~((1ULL << shift) - 1));
+		return 0;
+	}
+	for (;;) {
+		node = ib_hmm_root_node(t->root);
+		level = ib_hmm_root_level(t->root);
+		base = ib_hmm_root_base(node);
+		if (ib_hmm_same_span(addr, base, level))
+			return 0;
+		/* The top level spans the whole table and addr < t->limit. */
+		if (WARN_ON_ONCE(level + 1 >= t->levels))
+			return -EFAULT;
+		parent = ib_hmm_node_alloc(t);
+		if (!parent)
+			return -ENOMEM;
+		parent[ib_hmm_slot_index(base, level + 1)] =
+			(u64)(unsigned long)node;
+		shift = ib_hmm_level_shift(level + 2);
+		ib_hmm_root_publish(t, parent, level + 1,
+				    base & ~((1ULL << shift) - 1));
+	}
+}
+
 /* The level 1 slot (2 MiB granule) of @addr, allocating the path to it. */
 static u64 *ib_hmm_table_walk_alloc(struct ib_hmm_table *t, u64 addr)
 {
 	unsigned int level;
-	u64 *slot = &t->root;
+	u64 root_slot, *slot = &root_slot;
 	u64 *node;
 
-	for (level = t->levels - 1; level >= 1; level--) {
+	if (ib_hmm_root_cover(t, addr))
+		return NULL;
+	root_slot = (u64)(unsigned long)ib_hmm_root_node(t->root);
+	for (level = ib_hmm_root_level(t->root); level >= 1; level--) {
 		if (!*slot) {
 			node = ib_hmm_node_alloc(t);
 			if (!node)
@@ -344,10 +449,13 @@ static int ib_hmm_zap_node(struct ib_hmm_zap *z, u64 *node, unsigned int level,
 	unsigned int shift = ib_hmm_level_shift(level);
 	u64 span = 1ULL << ib_hmm_level_shift(level + 1);
 	u64 s = max(z->start, base), e = min(z->end, base + span);
-	unsigned int i, last = ib_hmm_slot_index(e - 1, level);
+	unsigned int i, last;
 	u64 cbase;
 	int ret;
 
+	if (s >= e)
+		return 0;
+	last = ib_hmm_slot_index(e - 1, level);
 	for (i = ib_hmm_slot_index(s, level); i <= last; i++) {
 		if (!node[i])
 			continue;
@@ -391,14 +499,17 @@ int ib_hmm_table_zap(struct ib_hmm_table *t, struct mutex *lock, u64 start,
 		.t = t, .start = start & PAGE_MASK, .end = min(end, t->limit),
 		.blockable = blockable, .fn = fn, .priv = priv,
 	};
+	u64 *root;
 	int ret;
 
 	lockdep_assert_held(lock);
 	if (!t->root || z.start >= z.end)
 		return 0;
-	ret = ib_hmm_zap_node(&z, ib_hmm_slot_node(t->root), t->levels - 1, 0);
-	if (!ret && blockable && ib_hmm_node_empty(ib_hmm_slot_node(t->root)))
-		ib_hmm_node_unlink(t, &t->root);
+	root = ib_hmm_root_node(t->root);
+	ret = ib_hmm_zap_node(&z, root, ib_hmm_root_level(t->root),
+			      ib_hmm_root_base(root));
+	if (!ret && blockable && ib_hmm_node_empty(root))
+		ib_hmm_root_unlink(t);
 	return ret;
 }
 
@@ -408,9 +519,12 @@ static u64 ib_hmm_count_node(u64 *node, unsigned int level, u64 base, u64 s,
 	unsigned int shift = ib_hmm_level_shift(level);
 	u64 span = 1ULL << ib_hmm_level_shift(level + 1);
 	u64 cs = max(s, base), ce = min(e, base + span);
-	unsigned int i, last = ib_hmm_slot_index(ce - 1, level);
+	unsigned int i, last;
 	u64 v, cbase, n = 0;
 
+	if (cs >= ce)
+		return 0;
+	last = ib_hmm_slot_index(ce - 1, level);
 	for (i = ib_hmm_slot_index(cs, level); i <= last; i++) {
 		v = node[i];
 		if (!v)
@@ -449,6 +563,7 @@ u64 ib_hmm_table_count(struct ib_hmm_table *t, struct mutex *lock, u64 start,
 	e = ALIGN(e, PAGE_SIZE);
 	if (!t->root || s >= e)
 		return 0;
-	return ib_hmm_count_node(ib_hmm_slot_node(t->root), t->levels - 1, 0,
-				 s, e);
+	return ib_hmm_count_node(ib_hmm_root_node(t->root),
+				 ib_hmm_root_level(t->root),
+				 ib_hmm_root_base(ib_hmm_root_node(t->root)), s, e);
 }
