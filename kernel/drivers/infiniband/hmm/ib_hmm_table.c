@@ -78,6 +78,12 @@ static inline bool ib_hmm_same_span(u64 a, u64 b, unsigned int level)
 	return !((a ^ b) >> ib_hmm_level_shift(level + 1));
 }
 
+/* First address of the span of a node at @level that holds @addr. */
+static inline u64 ib_hmm_span_base(u64 addr, unsigned int level)
+{
+	return addr & ~((1ULL << ib_hmm_level_shift(level + 1)) - 1);
+}
+
 /* Make @node, whose span starts at @base, the root at @level. */
 static void ib_hmm_root_publish(struct ib_hmm_table *t, u64 *node,
 				unsigned int level, u64 base)
@@ -140,22 +146,13 @@ static void ib_hmm_node_free_rcu(struct rcu_head *head)
 	__free_page(page);
 }
 
-/* Unlink *slot (pointing to an empty node) and free the node after a grace period. */
-static void ib_hmm_node_unlink(struct ib_hmm_table *t, u64 *slot)
+/*
+ * Clear the slot (or root word) *@slot that pointed to the empty @node and
+ * free the node after a grace period.
+ */
+static void ib_hmm_node_unlink(struct ib_hmm_table *t, u64 *slot, u64 *node)
 {
-	u64 *node = ib_hmm_slot_node(*slot);
-
 	WRITE_ONCE(*slot, 0);
-	ib_hmm_table_account(t, -(long)PAGE_SIZE);
-	call_rcu(&virt_to_page(node)->rcu_head, ib_hmm_node_free_rcu);
-}
-
-/* Unlink the (empty) root node and free it after a grace period. */
-static void ib_hmm_root_unlink(struct ib_hmm_table *t)
-{
-	u64 *node = ib_hmm_root_node(t->root);
-
-	WRITE_ONCE(t->root, 0);
 	ib_hmm_table_account(t, -(long)PAGE_SIZE);
 	call_rcu(&virt_to_page(node)->rcu_head, ib_hmm_node_free_rcu);
 }
@@ -274,15 +271,14 @@ u64 ib_hmm_table_lookup(struct ib_hmm_table *t, u64 addr)
  */
 static int ib_hmm_root_cover(struct ib_hmm_table *t, u64 addr)
 {
-	unsigned int level, shift;
+	unsigned int level;
 	u64 *node, *parent, base;
 
 	if (!t->root) {
 		node = ib_hmm_node_alloc(t);
 		if (!node)
 			return -ENOMEM;
-		shift = ib_hmm_level_shift(2);
-		ib_hmm_root_publish(t, node, 1, addr & ~((1ULL << shift) - 1));
+		ib_hmm_root_publish(t, node, 1, ib_hmm_span_base(addr, 1));
 		return 0;
 	}
 	for (;;) {
@@ -299,9 +295,8 @@ static int ib_hmm_root_cover(struct ib_hmm_table *t, u64 addr)
 			return -ENOMEM;
 		parent[ib_hmm_slot_index(base, level + 1)] =
 			(u64)(unsigned long)node;
-		shift = ib_hmm_level_shift(level + 2);
 		ib_hmm_root_publish(t, parent, level + 1,
-				    base & ~((1ULL << shift) - 1));
+				    ib_hmm_span_base(base, level + 1));
 	}
 }
 
@@ -437,7 +432,7 @@ static int ib_hmm_zap_granule(struct ib_hmm_zap *z, u64 *slot, u64 base)
 	}
 	/* Freeing may not wait; the leaf is freed under its stripe. */
 	if (z->blockable && ib_hmm_node_empty(leaf))
-		ib_hmm_node_unlink(z->t, slot);
+		ib_hmm_node_unlink(z->t, slot, leaf);
 unlock:
 	up_write(sem);
 	return 0;
@@ -467,7 +462,8 @@ static int ib_hmm_zap_node(struct ib_hmm_zap *z, u64 *node, unsigned int level,
 					      level - 1, cbase);
 			if (!ret && z->blockable &&
 			    ib_hmm_node_empty(ib_hmm_slot_node(node[i])))
-				ib_hmm_node_unlink(z->t, &node[i]);
+				ib_hmm_node_unlink(z->t, &node[i],
+						   ib_hmm_slot_node(node[i]));
 		}
 		if (ret)
 			return ret;
@@ -509,7 +505,7 @@ int ib_hmm_table_zap(struct ib_hmm_table *t, struct mutex *lock, u64 start,
 	ret = ib_hmm_zap_node(&z, root, ib_hmm_root_level(t->root),
 			      ib_hmm_root_base(root));
 	if (!ret && blockable && ib_hmm_node_empty(root))
-		ib_hmm_root_unlink(t);
+		ib_hmm_node_unlink(t, &t->root, root);
 	return ret;
 }
 
@@ -558,12 +554,13 @@ u64 ib_hmm_table_count(struct ib_hmm_table *t, struct mutex *lock, u64 start,
 {
 	u64 s = start & PAGE_MASK;
 	u64 e = min(end, t->limit);
+	u64 *root;
 
 	lockdep_assert_held(lock);
 	e = ALIGN(e, PAGE_SIZE);
 	if (!t->root || s >= e)
 		return 0;
-	return ib_hmm_count_node(ib_hmm_root_node(t->root),
-				 ib_hmm_root_level(t->root),
-				 ib_hmm_root_base(ib_hmm_root_node(t->root)), s, e);
+	root = ib_hmm_root_node(t->root);
+	return ib_hmm_count_node(root, ib_hmm_root_level(t->root),
+				 ib_hmm_root_base(root), s, e);
 }
