@@ -96,6 +96,26 @@ passthrough() {
 	[ "$fails" = 0 ] || SUITE_FAILS=$((SUITE_FAILS + 1))
 }
 
+# odp_test LABEL ARGS...: run hmmv_odp_test with ARGS, its PASS/FAIL/SKIP lines shown under
+# $SUITE_PREFIX/LABEL/ as they come.
+odp_test() {
+	local label=$1 out err rc
+	shift
+	out=$SUITE_LOGS/${label}_hmmv_odp_test.out err=$SUITE_LOGS/${label}_hmmv_odp_test.log
+	"$BIN/hmmv_odp_test" -d "$HMMV_DEV" -v "$@" 2>"$err" | tee "$out" |
+		sed -u -n -E "s#^(PASS|FAIL|SKIP) #\1 $SUITE_PREFIX/$label/#p"
+	rc=${PIPESTATUS[0]}
+	# The program ends every run with its summary; without it (a crash) or with an exit
+	# status other than 0/1, the run itself failed.
+	if ! grep -qE '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out" || [ "$rc" -gt 1 ]; then
+		echo "FAIL $SUITE_PREFIX/$label/hmmv_odp_test-run: exit $rc without a summary; see $err"
+		tail -n 8 "$err" | sed 's/^/    /'
+		SUITE_FAILS=$((SUITE_FAILS + 1))
+	elif [ "$rc" != 0 ]; then
+		SUITE_FAILS=$((SUITE_FAILS + $(grep -c '^FAIL ' "$out")))
+	fi
+}
+
 # wait_listen PORT [SECONDS]: wait until a TCP server listens on PORT (default 30 s), so that a
 # client that does not retry its connect (ibv_rc_pingpong, perftest) can be started.
 wait_listen() {

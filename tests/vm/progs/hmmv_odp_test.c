@@ -2,9 +2,11 @@
 /*
  * hmmv_odp_test: proves On-Demand-Paging semantics through real verbs on Soft-RoCE.
  *
- *   hmmv_odp_test [-d DEV] [-t PATTERN] [-l] [-v]
+ *   hmmv_odp_test [-d DEV] [-g GROUPS] [-t PATTERN] [-l] [-v]
  *
  *   -d DEV      RDMA device (default $HMMV_DEV, else rxe0)
+ *   -g GROUPS   comma-separated test groups: data, inval, prefetch, bad (the default set),
+ *               hostile-mem, hostile-verbs ("hostile": both; suite hostile)
  *   -t PATTERN  run only the tests whose name matches the shell PATTERN (fnmatch; a pattern
  *               without a wildcard matches as a substring); may be given more than once
  *   -l          list the test names and exit
@@ -86,7 +88,55 @@ void tnote(const char *fmt, ...)
 	va_end(ap);
 }
 
-static const struct tcase *const groups[] = { data_tests, inval_tests, prefetch_tests, bad_tests };
+static const struct group {
+	const char *name;
+	const struct tcase *tests;
+	bool by_default;
+} groups[] = {
+	{ "data", data_tests, true },
+	{ "inval", inval_tests, true },
+	{ "prefetch", prefetch_tests, true },
+	{ "bad", bad_tests, true },
+	{ "hostile-mem", hostile_mem_tests, false },
+	{ "hostile-verbs", hostile_verbs_tests, false },
+};
+#define NR_GROUPS (sizeof(groups) / sizeof(groups[0]))
+
+/* -g LIST: comma-separated group names ("hostile" stands for both hostile groups). */
+static bool group_on(const struct group *g, const char *list)
+{
+	char buf[256], *tok, *save;
+
+	if (!list)
+		return g->by_default;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(tok, g->name) || (!strcmp(tok, "hostile") && !strncmp(g->name, "hostile-", 8)))
+			return true;
+	}
+	return false;
+}
+
+static int check_groups(const char *list)
+{
+	char buf[256], *tok, *save;
+
+	if (!list)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		size_t g;
+
+		for (g = 0; g < NR_GROUPS; g++)
+			if (!strcmp(tok, groups[g].name))
+				break;
+		if (g == NR_GROUPS && strcmp(tok, "hostile")) {
+			fprintf(stderr, "unknown group %s\n", tok);
+			return -1;
+		}
+	}
+	return 0;
+}
 
 static bool selected(const char *name, char **pats, int npats)
 {
@@ -163,29 +213,35 @@ int main(int argc, char **argv)
 	const char *dev = getenv("HMMV_DEV");
 	int opt, npats = 0, passed = 0, failed = 0, skipped = 0;
 	char **pats = calloc(argc + 1, sizeof(*pats));
+	const char *glist = NULL;
 	bool list = false;
 
 	if (!dev || !*dev)
 		dev = "rxe0";
-	while ((opt = getopt(argc, argv, "d:t:lvh")) != -1) {
+	while ((opt = getopt(argc, argv, "d:g:t:lvh")) != -1) {
 		switch (opt) {
 		case 'd': dev = optarg; break;
+		case 'g': glist = optarg; break;
 		case 't': pats[npats++] = optarg; break;
 		case 'l': list = true; break;
 		case 'v': verbose = true; break;
 		default:
-			fprintf(stderr, "usage: %s [-d DEV] [-t PATTERN]... [-l] [-v]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-d DEV] [-g GROUP[,GROUP]...] [-t PATTERN]... [-l] [-v]\n", argv[0]);
 			return 2;
 		}
 	}
+	if (check_groups(glist))
+		return 2;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	reason = mmap(NULL, REASON_LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (reason == MAP_FAILED) {
 		perror("mmap");
 		return 2;
 	}
-	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
-		for (const struct tcase *tc = groups[g]; tc->name; tc++) {
+	for (size_t g = 0; g < NR_GROUPS; g++) {
+		if (!group_on(&groups[g], glist))
+			continue;
+		for (const struct tcase *tc = groups[g].tests; tc->name; tc++) {
 			for (int k = 0; k < K_NR; k++) {
 				char name[256];
 				int rc;

@@ -127,5 +127,7 @@ int rdma_res_count_pid(const char *res, int pid, int *count);
 
 /* the test groups */
 extern const struct tcase data_tests[], inval_tests[], prefetch_tests[], bad_tests[];
+/* the hostile-input and race matrix (suite hostile; not run by default) */
+extern const struct tcase hostile_mem_tests[], hostile_verbs_tests[];
 
 #endif
