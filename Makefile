@@ -2,7 +2,10 @@
 #
 # make demo    set everything up, boot a Soft-RoCE VM on the default kernel and show what the
 #              project does, then the quick benchmark comparison (benchmarks/run --quick)
-# make check   set everything up and run every test (unit + VM, both kernels)
+# make check   set everything up and run every test (unit + VM, both kernels; the debug
+#              kernel's lane too when that kernel has been built)
+# make debug-kernel  build the 6.12-debug kernel (KASAN, lockdep, kmemleak, fault injection)
+#              into the cache, once
 #
 # Variables: KERNELS="6.12 7.3" (kernels to set up and test), KERNEL=6.12 (the demo's kernel),
 # BUILD=build (build directory). The cache of downloads and prepared kernel trees lives in
@@ -14,7 +17,7 @@ KERNEL ?= 6.12
 export HMMV_BUILD := $(abspath $(BUILD))
 export HMMV_KERNELS := $(KERNELS)
 
-.PHONY: all setup build modules check unit demo clean
+.PHONY: all setup build modules check unit demo clean debug-kernel
 all: build
 
 setup:
@@ -24,6 +27,9 @@ build: setup
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD) -j2
 	tests/outside/build-installed
+
+debug-kernel:
+	HMMV_KERNELS="6.12-debug" scripts/setup
 
 modules: setup
 	kernel/build

@@ -8,6 +8,8 @@ HMMV_BUILD=${HMMV_BUILD:-$HMMV_ROOT/build}
 # Kernels the project supports, by series; the default kernel is the first one.
 HMMV_SERIES_ALL="6.12 7.3"
 HMMV_SERIES_DEFAULT=6.12
+# Debug builds (KASAN, lockdep, kmemleak...), built only on request: make debug-kernel.
+HMMV_SERIES_DEBUG="6.12-debug"
 
 hmmv_log() { printf '\033[1m[hmmv]\033[0m %s\n' "$*" >&2; }
 hmmv_die() { printf '\033[1;31m[hmmv] error:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -23,8 +25,9 @@ hmmv_as_root() {
 	fi
 }
 
-# The user-set pin for a series, e.g. HMMV_KERNEL_6_12=6.12.115+deb12-amd64.
-hmmv_pin_var() { echo "HMMV_KERNEL_${1//./_}"; }
+# The user-set pin for a series, e.g. HMMV_KERNEL_6_12=6.12.115+deb12-amd64
+# (HMMV_KERNEL_6_12_debug for the series 6.12-debug).
+hmmv_pin_var() { local v=${1//./_}; echo "HMMV_KERNEL_${v//-/_}"; }
 
 # Print the kernel release (uname -r of the guest) that the cache holds for a series,
 # honouring a pin. Fails when the series has not been set up.

@@ -3,6 +3,9 @@
 #include <linux/dma-mapping.h>
 
 bool ib_hmm_probe_dma_iova(struct device *dev, struct dma_iova_state *state,
+			   phys_addr_t phys, size_t size);
+
+bool ib_hmm_probe_dma_iova(struct device *dev, struct dma_iova_state *state,
 			   phys_addr_t phys, size_t size)
 {
 	return dma_iova_try_alloc(dev, state, phys, size);

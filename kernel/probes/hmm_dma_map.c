@@ -4,6 +4,9 @@
 #include <linux/hmm-dma.h>
 
 int ib_hmm_probe_hmm_dma_map(struct device *dev, struct hmm_dma_map *map,
+			     size_t nr);
+
+int ib_hmm_probe_hmm_dma_map(struct device *dev, struct hmm_dma_map *map,
 			     size_t nr)
 {
 	return hmm_dma_map_alloc(dev, map, nr, PAGE_SIZE);

@@ -6,6 +6,8 @@ struct ib_hmm_probe_obj {
 	int x;
 };
 
+void *ib_hmm_probe_kzalloc_obj(void);
+
 void *ib_hmm_probe_kzalloc_obj(void)
 {
 	struct ib_hmm_probe_obj *p = kzalloc_obj(*p, GFP_KERNEL);

@@ -36,11 +36,30 @@ for splat in "BUG: injected" "BUG: kernel NULL pointer dereference, address: 000
 	"BUG: KASAN: slab-use-after-free in ib_hmm_table_lookup+0x2a/0x90" \
 	"UBSAN: shift-out-of-bounds in drivers/infiniband/hmm/ib_hmm_table.c:44:9" \
 	"WARNING: possible circular locking dependency detected" \
-	"kmemleak: 3 new suspected memory leaks (see /sys/kernel/debug/kmemleak)" \
 	"Kernel panic - not syncing: Fatal exception" \
 	"rcu: INFO: rcu_sched self-detected stall on CPU"; do
 	printf '[    1.0] rdma_rxe: loaded\n[    3.5] %s\n' "$splat" >"$T/s.dmesg"
 	expect 1 "splat: ${splat:0:40}" "$T/s.dmesg" "${splat:0:20}"
+done
+
+# kmemleak: its summary line is not a splat; the report names whose objects leaked.
+printf '[    1.0] rdma_rxe: loaded\n[    9.0] kmemleak: 3 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n' >"$T/kml.dmesg"
+expect 0 "kmemleak summary line alone" "$T/kml.dmesg"
+printf 'unreferenced object 0xffff888004a1c000 (size 64):\n  comm "swapper/0", pid 1\n  backtrace (crc 0):\n    kmalloc_trace+0x2a/0x60\n    p9_client_create+0x1/0x2 [9pnet]\n' >"$T/other.kmemleak"
+printf 'unreferenced object 0xffff888004a1d000 (size 128):\n  comm "hmmv_odp_test", pid 77\n  backtrace (crc 0):\n    kmalloc_trace+0x2a/0x60\n    ib_hmm_mirror_get+0x55/0x200 [ib_hmm]\n' >"$T/ours.kmemleak"
+cat "$T/other.kmemleak" "$T/ours.kmemleak" "$T/other.kmemleak" >"$T/mixed.kmemleak"
+for f in other ours mixed; do
+	out=$("$JUDGE" --kmemleak "$T/$f.kmemleak")
+	rc=$?
+	want=1 n=1
+	[ "$f" = other ] && want=0 n=0
+	if [ "$rc" = "$want" ] && [ "$(grep -c '^unreferenced object' <<<"$out")" = "$n" ] &&
+		{ [ "$n" = 0 ] || grep -q 'ib_hmm_mirror_get' <<<"$out"; }; then
+		echo "ok kmemleak report: $f"
+	else
+		echo "FAIL kmemleak report: $f (exit $rc): $out"
+		fails=$((fails + 1))
+	fi
 done
 
 # Console captures: only kernel lines count, the command's own output does not.
