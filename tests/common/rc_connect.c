@@ -51,7 +51,7 @@ int hmmv_rc_connect(struct ibv_qp *qp, const struct hmmv_rc_attr *a, const char 
 	memset(&qa, 0, sizeof(qa));
 	qa.qp_state = IBV_QPS_RTS;
 	qa.sq_psn = a->sq_psn;
-	qa.timeout = 14;
+	qa.timeout = a->timeout ? a->timeout : 14;
 	qa.retry_cnt = 7;
 	qa.rnr_retry = 7;
 	qa.max_rd_atomic = a->rd_atomic;

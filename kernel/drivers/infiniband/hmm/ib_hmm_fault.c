@@ -3,6 +3,7 @@
  * ib_hmm fault helper: the hmm_range_fault() loop of hmm.rst, in batches,
  * used by the data path, prefetch and the test module.
  */
+#include <linux/error-injection.h>
 #include <linux/hmm.h>
 #include <linux/jiffies.h>
 #include <linux/minmax.h>
@@ -192,3 +193,4 @@ free_pfns:
 	kfree(pfns);
 	return ret;
 }
+ALLOW_ERROR_INJECTION(ib_hmm_fault_range, ERRNO);

@@ -5,6 +5,7 @@
  * on it.
  */
 #include <linux/err.h>
+#include <linux/error-injection.h>
 #include <linux/highmem.h>
 #include <linux/minmax.h>
 #include <linux/module.h>
@@ -82,6 +83,7 @@ struct ib_hmm_mr *ib_hmm_mr_create(const void *owner, struct mm_struct *mm,
 	return mr;
 }
 EXPORT_SYMBOL_GPL(ib_hmm_mr_create);
+ALLOW_ERROR_INJECTION(ib_hmm_mr_create, ERRNO);
 
 /**
  * ib_hmm_mr_destroy() - destroy an MR view

@@ -3,6 +3,7 @@
  * ib_hmm prefetch (ibv_advise_mr): synchronous, or queued on a workqueue
  * with a reference on the MR that ib_hmm_mr_destroy() waits for.
  */
+#include <linux/error-injection.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
 
@@ -115,6 +116,7 @@ int ib_hmm_mr_prefetch(struct ib_hmm_mr *mr, u64 iova, u64 length,
 	return 0;
 }
 EXPORT_SYMBOL_GPL(ib_hmm_mr_prefetch);
+ALLOW_ERROR_INJECTION(ib_hmm_mr_prefetch, ERRNO);
 
 /**
  * ib_hmm_prefetch_init() - create the prefetch workqueue

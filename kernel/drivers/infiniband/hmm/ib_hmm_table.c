@@ -19,6 +19,7 @@
  * Writers (install, zap) hold mirror->lock; readers walk with READ_ONCE()
  * under rcu_read_lock() (see Locking in ib_hmm_priv.h).
  */
+#include <linux/error-injection.h>
 #include <linux/gfp.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
@@ -390,6 +391,7 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 	WRITE_ONCE(leaf[idx], new);
 	return 1;
 }
+ALLOW_ERROR_INJECTION(ib_hmm_table_install, ERRNO);
 
 struct ib_hmm_zap {
 	struct ib_hmm_table *t;

@@ -88,6 +88,15 @@ static int qp_up(struct env *e, struct pair *p, struct ibv_qp *qp, uint32_t dest
 			.min_rnr_timer = 1,
 			.access = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
 				  IBV_ACCESS_REMOTE_ATOMIC,
+			/*
+			 * 1 s, not 67 ms: on the debug kernel (KASAN under TCG) a faulting
+			 * responder often takes longer than 67 ms and the requester
+			 * retransmits. When a fault then failed (fault injection), the write
+			 * sometimes never completed: rxe takes 7 retries as "forever", and its
+			 * completer_retry_err counter kept growing. With 1 s there were no
+			 * retransmissions and every failure completed with REM_ACCESS_ERR.
+			 */
+			.timeout = 18,
 		};
 		int err = hmmv_rc_connect(qp, &rc, &step);
 
