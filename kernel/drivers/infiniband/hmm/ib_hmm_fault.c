@@ -4,6 +4,7 @@
  * used by the data path, prefetch and the test module.
  */
 #include <linux/error-injection.h>
+#include <linux/fs.h>
 #include <linux/hmm.h>
 #include <linux/jiffies.h>
 #include <linux/minmax.h>
@@ -12,6 +13,7 @@
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <uapi/linux/magic.h>
 
 #include "ib_hmm_priv.h"
 
@@ -42,6 +44,40 @@ static u64 ib_hmm_fault_clip(struct mm_struct *mm, u64 start, u64 req_end,
 	if (!vma)
 		return keep;
 	return max(min(end, (u64)vma->vm_end), keep);
+}
+
+/*
+ * memfd_secret() memory is not in the kernel's direct map, through which
+ * ib_hmm_copy_page() reaches pages: refuse it, as GUP does. (Modules cannot
+ * call vma_is_secretmem(); secret memory files live on their own pseudo
+ * filesystem.)
+ */
+static bool ib_hmm_vma_refused(struct vm_area_struct *vma)
+{
+	return vma->vm_file &&
+	       file_inode(vma->vm_file)->i_sb->s_magic == SECRETMEM_MAGIC;
+}
+
+/*
+ * Clip *@endp before the first VMA in [@start, *@endp) that ib_hmm must not
+ * touch; -EFAULT if that VMA holds a required page (below @req_end). Called
+ * with the mmap lock.
+ */
+static int ib_hmm_fault_check_vmas(struct mm_struct *mm, u64 start,
+				   u64 req_end, u64 *endp)
+{
+	VMA_ITERATOR(vmi, mm, start);
+	struct vm_area_struct *vma;
+
+	for_each_vma_range(vmi, vma, *endp) {
+		if (!ib_hmm_vma_refused(vma))
+			continue;
+		if (max_t(u64, vma->vm_start, start) < req_end)
+			return -EFAULT;
+		*endp = vma->vm_start;
+		break;
+	}
+	return 0;
 }
 
 /* One hmm_range_fault() call's worth: [start, *endp), at most a batch. */
@@ -75,6 +111,11 @@ again:
 	end = *endp;
 	if (end > req_end)
 		end = ib_hmm_fault_clip(mm, start, req_end, end);
+	ret = ib_hmm_fault_check_vmas(mm, start, req_end, &end);
+	if (ret) {
+		mmap_read_unlock(mm);
+		return ret;
+	}
 	if (end <= start) {
 		mmap_read_unlock(mm);
 		*endp = start;
@@ -89,6 +130,15 @@ again:
 	if (ret) {
 		if (ret == -EBUSY)
 			goto again;
+		/*
+		 * Fault-around is best effort: a page it adds may fail (beyond
+		 * the end of a truncated file, say) where the required ones
+		 * would not. Try the required pages alone.
+		 */
+		if (start < req_end && end > req_end) {
+			*endp = req_end;
+			goto again;
+		}
 		/* Write to a read-only VMA: a bad address for the device. */
 		return ret == -EPERM ? -EFAULT : ret;
 	}

@@ -402,6 +402,20 @@ struct ib_hmm_zap {
 	void *priv;
 };
 
+/*
+ * The device writes through the kernel's mapping of the page, which leaves
+ * the CPU's page table entry clean: a page it may have written must be
+ * marked dirty before it leaves the mirror, or reclaim would drop (clean
+ * shmem, MADV_FREE'd anonymous memory) or not write back what the device
+ * wrote. As ib_umem_odp does, every entry with WRITE counts as written.
+ * mirror->lock keeps the page mapped in the meantime.
+ */
+static void ib_hmm_entry_dirty(u64 entry)
+{
+	if (entry & IB_HMM_E_WRITE)
+		folio_mark_dirty(pfn_folio(ib_hmm_entry_pfn(entry)));
+}
+
 /* Zap [z->start, z->end) within the granule at @base, under its stripe. */
 static int ib_hmm_zap_granule(struct ib_hmm_zap *z, u64 *slot, u64 base)
 {
@@ -418,6 +432,7 @@ static int ib_hmm_zap_granule(struct ib_hmm_zap *z, u64 *slot, u64 base)
 	if (ib_hmm_slot_is_entry(v)) {
 		/* Any change inside a huge mapping drops all of it. */
 		WRITE_ONCE(*slot, 0);
+		ib_hmm_entry_dirty(v);
 		z->fn(z->priv, base, base + IB_HMM_GRANULE_SIZE);
 		goto unlock;
 	}
@@ -426,9 +441,11 @@ static int ib_hmm_zap_granule(struct ib_hmm_zap *z, u64 *slot, u64 base)
 	e = min(z->end, base + IB_HMM_GRANULE_SIZE);
 	last = ib_hmm_slot_index(e - 1, 0);
 	for (i = ib_hmm_slot_index(s, 0); i <= last; i++) {
-		if (!(leaf[i] & IB_HMM_E_VALID))
+		v = leaf[i];
+		if (!(v & IB_HMM_E_VALID))
 			continue;
 		WRITE_ONCE(leaf[i], 0);
+		ib_hmm_entry_dirty(v);
 		z->fn(z->priv, base + ((u64)i << PAGE_SHIFT),
 		      base + ((u64)(i + 1) << PAGE_SHIFT));
 	}
