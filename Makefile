@@ -4,7 +4,7 @@
 #              project does, then the quick benchmark comparison (benchmarks/run --quick)
 # make check   set everything up and run every test (unit + VM, both kernels; the debug
 #              kernel's lane too when that kernel has been built)
-# make debug-kernel  build the 6.12-debug kernel (KASAN, lockdep, kmemleak, fault injection)
+# make debug-kernel  build the debug kernels (KASAN, lockdep, kmemleak, fault injection)
 #              into the cache, once
 #
 # Variables: KERNELS="6.12 7.3" (kernels to set up and test), KERNEL=6.12 (the demo's kernel),
@@ -29,7 +29,7 @@ build: setup
 	tests/outside/build-installed
 
 debug-kernel:
-	HMMV_KERNELS="6.12-debug" scripts/setup
+	HMMV_KERNELS="6.12-debug 7.3-debug" scripts/setup
 
 modules: setup
 	kernel/build

@@ -9,7 +9,7 @@ HMMV_BUILD=${HMMV_BUILD:-$HMMV_ROOT/build}
 HMMV_SERIES_ALL="6.12 7.3"
 HMMV_SERIES_DEFAULT=6.12
 # Debug builds (KASAN, lockdep, kmemleak...), built only on request: make debug-kernel.
-HMMV_SERIES_DEBUG="6.12-debug"
+HMMV_SERIES_DEBUG="6.12-debug 7.3-debug"
 
 hmmv_log() { printf '\033[1m[hmmv]\033[0m %s\n' "$*" >&2; }
 hmmv_die() { printf '\033[1;31m[hmmv] error:\033[0m %s\n' "$*" >&2; exit 1; }
