@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR Linux-OpenIB
 /*
- * Helpers of hmmv_fuzz and hmmv_soak (see fuzz_common.h).
+ * Helpers of hmmv_fuzz and hmmv_soak (see fuzz_common.h); hmmv_faultinj reports through
+ * its tfail/tskip/tnote too.
  */
 #define _GNU_SOURCE
 #include <errno.h>

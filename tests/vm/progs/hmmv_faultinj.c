@@ -26,54 +26,13 @@
 
 #include <rdma/ib_user_ioctl_verbs.h>
 
-#include "odp/odp.h"
+#include "fuzz_common.h"
 
 #define REGION (256 * 1024UL)	/* 64 pages: several fault batches with fault-around */
-
-const char *const kind_names[K_NR] = { "pinned", "odp", "implicit" };
-bool verbose;
 
 static struct {
 	unsigned long ok, err, wc_err, bad;
 } cnt;
-
-static void vreport(const char *tag, const char *fmt, va_list ap)
-{
-	fprintf(stderr, "%s: ", tag);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-}
-
-int tfail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vreport("FAIL", fmt, ap);
-	va_end(ap);
-	return T_FAIL;
-}
-
-int tskip(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vreport("SKIP", fmt, ap);
-	va_end(ap);
-	return T_SKIP;
-}
-
-void tnote(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!verbose)
-		return;
-	va_start(ap, fmt);
-	vreport("#", fmt, ap);
-	va_end(ap);
-}
 
 static void bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void bad(const char *fmt, ...)
@@ -81,7 +40,9 @@ static void bad(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vreport("BAD", fmt, ap);
+	fprintf(stderr, "%s: BAD: ", fuzz_prog);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
 	va_end(ap);
 	cnt.bad++;
 }
@@ -216,6 +177,7 @@ int main(int argc, char **argv)
 	struct env e;
 	int opt;
 
+	fuzz_prog = "faultinj";
 	while ((opt = getopt_long(argc, argv, "d:n:v", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': dev = optarg; break;
