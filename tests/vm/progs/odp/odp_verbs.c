@@ -488,3 +488,30 @@ int rd(struct env *e, struct lbuf *l, size_t loff, size_t len, const void *raddr
 	return xfer(e, &e->rc, IBV_WR_RDMA_READ, l->p + loff, l->mr->lkey, len, (uintptr_t)raddr,
 		    rkey, 0, 0);
 }
+
+/* The device still moves data correctly for this kind (after the QPs are reset). */
+int sanity(struct env *e, const char *after)
+{
+	const size_t len = 4 * PAGE, off = 3, msg = 4097;
+	struct ibv_mr *mr;
+	struct lbuf l;
+	uint8_t *t = map_anon(len);
+	char what[160];
+
+	snprintf(what, sizeof(what), "a normal write after %s", after);
+	if (!t || pair_reset(e, &e->rc))
+		return T_FAIL;
+	mr = mr_get(e, e->kind, t, len, ACC_ALL);
+	if (!mr)
+		return tfail("%s: registration: %s", what, strerror(errno));
+	if (lbuf_get(e, &l, msg, K_PINNED))
+		return T_FAIL;
+	fill(l.p, msg, 99);
+	if (expect_ok(wr(e, &l, 0, msg, t + off, mr->rkey), what) ||
+	    check_region(what, t, len, off, msg, 99, 0))
+		return T_FAIL;
+	lbuf_put(e, &l);
+	mr_put(e, mr);
+	munmap(t, len);
+	return 0;
+}
