@@ -60,10 +60,13 @@ static char *rdma_json(const char *res)
 	return out;
 }
 
-/* Next object of the top-level array, as [*start, *end); false when there is none. */
+/*
+ * Next object of the top-level array, as [*start, *end); false when there is none. @pos starts
+ * at @s, before the array, and stays inside it between calls.
+ */
 static bool next_object(const char *s, const char **pos, const char **start, const char **end)
 {
-	int depth = 0;
+	int depth = *pos == s ? 0 : 1;
 	bool str = false;
 
 	for (const char *p = *pos; *p; p++) {
@@ -87,7 +90,6 @@ static bool next_object(const char *s, const char **pos, const char **start, con
 			}
 		}
 	}
-	(void)s;
 	return false;
 }
 
