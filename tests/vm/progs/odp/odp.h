@@ -110,8 +110,10 @@ int check_slice(const char *what, const uint8_t *p, size_t n, size_t base, int s
 int check_zero(const char *what, const uint8_t *p, size_t n);
 int wr(struct env *e, struct lbuf *l, size_t loff, size_t len, const void *raddr, uint32_t rkey);
 int rd(struct env *e, struct lbuf *l, size_t loff, size_t len, const void *raddr, uint32_t rkey);
-/* After a hostile case: the QPs reset, a checked write into a fresh MR of the test's kind works. */
+/* After a hostile case: the QPs reset, a checked write and read back through a fresh MR work. */
 int sanity(struct env *e, const char *after);
+/* Reap child @pid: 0 when it exited with status 0, else T_FAIL with the reason reported. */
+int child_wait(pid_t pid, const char *what);
 
 /* odp_advise.c: the uverbs ADVISE_MR method, issued directly (rdma-core 44's rxe lacks it) */
 int advise_mr_raw(struct ibv_pd *pd, uint64_t advice, uint64_t flags, const void *sges,

@@ -201,40 +201,6 @@ static int map_fixed(void *at, size_t len)
 	return 0;
 }
 
-/* A normal write and read on the default pair after the QPs are reset: the device still works. */
-static int still_works(struct env *e, const char *after)
-{
-	const size_t len = 4 * PAGE, off = 3, msg = 4097;
-	uint8_t *t = map_anon(len);
-	struct ibv_mr *mr;
-	struct lbuf l;
-	char what[160];
-	int rc = T_FAIL;
-
-	snprintf(what, sizeof(what), "a normal transfer after %s", after);
-	if (!t)
-		return tfail("mmap: %s", strerror(errno));
-	if (pair_reset(e, &e->rc))
-		return T_FAIL;
-	mr = mr_get(e, e->kind, t, len, ACC_ALL);
-	if (!mr)
-		return tfail("%s: registration: %s", what, strerror(errno));
-	if (lbuf_get(e, &l, msg, K_PINNED))
-		return T_FAIL;
-	fill(l.p, msg, 99);
-	if (!expect_ok(wr(e, &l, 0, msg, t + off, mr->rkey), what) &&
-	    !check_region(what, t, len, off, msg, 99, 0)) {
-		memset(l.p, 0, msg);
-		if (!expect_ok(rd(e, &l, 0, msg, t + off, mr->rkey), what) &&
-		    !check_pattern(what, l.p, msg, 99))
-			rc = T_PASS;
-	}
-	lbuf_put(e, &l);
-	mr_put(e, mr);
-	munmap(t, len);
-	return rc;
-}
-
 /* /proc/self/pagemap entries of @n pages from @addr. */
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAP (1ULL << 62)
@@ -681,7 +647,7 @@ static int prot_pinned(struct env *e)
 		return T_FAIL;
 	ibv_dereg_mr(mr);
 	lbuf_put(e, &l);
-	return still_works(e, "refused pinned registrations");
+	return sanity(e, "refused pinned registrations");
 }
 
 struct prot {
@@ -876,7 +842,7 @@ static int t_prot(struct env *e, const struct tcase *tc)
 	    prot_ro(&p) || prot_back(&p, 8, "read-only memory was made writable again") ||
 	    prot_local(&p))
 		return T_FAIL;
-	return still_works(e, "PROT_NONE and read-only pages");
+	return sanity(e, "PROT_NONE and read-only pages");
 }
 
 /* ---- 3. the zero page ------------------------------------------------------------------ */
@@ -1676,7 +1642,7 @@ static int race_batch(struct race *r, unsigned long k)
 static int t_stale_race(struct env *e, const struct tcase *tc)
 {
 	const long target = 100000;
-	const double limit = 110;
+	const double limit = 400;	/* KASAN under TCG, beside another VM: about 600 cycles/s */
 	struct race r = { .e = e, .n = 128 };
 	struct prefetcher pf = { .pd = e->pd };
 	long cycles = 0;
@@ -2528,7 +2494,7 @@ static int t_oom(struct env *e, const struct tcase *tc)
 	cg_remove(&cg);
 	if (rc || oom_no_leftovers(pid))
 		return T_FAIL;
-	return still_works(e, "the OOM kill of a process with live MRs and traffic");
+	return sanity(e, "the OOM kill of a process with live MRs and traffic");
 }
 
 /* ---- 12. userfaultfd with a stalled handler ------------------------------------------- */
@@ -2830,7 +2796,7 @@ static int t_secretmem(struct env *e, const struct tcase *tc)
 	}
 	munmap(s, len);
 	close(fd);
-	return still_works(e, "refused access to secret memory");
+	return sanity(e, "refused access to secret memory");
 }
 
 const struct tcase hostile_mem_tests[] = {
@@ -2841,7 +2807,7 @@ const struct tcase hostile_mem_tests[] = {
 	{ "hostile-file-truncate", t_truncate, K_ODPS, 0, 0, 0 },
 	{ "hostile-memfd-2proc", t_memfd_2proc, K_ALL, 0, 0, 0 },
 	{ "hostile-munmap-mremap-traffic", t_unmap_traffic, K_ODPS, 0, 0, 0 },
-	{ "hostile-stale-race", t_stale_race, K_ODPS, 0, 0, 150 },
+	{ "hostile-stale-race", t_stale_race, K_ODPS, 0, 0, 450 },
 	{ "hostile-compaction", t_compaction, K_ODPS, 0, 0, 0 },
 	{ "hostile-move-pages", t_move_pages, K_ODPS, 0, 0, 0 },
 	{ "hostile-swap-pageout", t_swap_pageout, K_ODPS, 0, 0, 0 },

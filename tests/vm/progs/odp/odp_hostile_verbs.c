@@ -72,17 +72,6 @@ static int post_one(struct ibv_qp *qp, enum ibv_wr_opcode op, void *laddr, uint3
 	return ibv_post_send(qp, &wr, &bad);
 }
 
-static int child_wait(pid_t pid, const char *what)
-{
-	int status;
-
-	if (waitpid(pid, &status, 0) != pid)
-		return tfail("waitpid(%s): %s", what, strerror(errno));
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		return tfail("%s failed (status 0x%x)", what, status);
-	return 0;
-}
-
 /* An MR of the test's kind of its own (a second implicit MR for kind implicit). */
 static struct ibv_mr *mr_own(struct env *e, void *addr, size_t len, int access)
 {

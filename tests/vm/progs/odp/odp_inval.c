@@ -209,17 +209,6 @@ static int t_mprotect(struct env *e, const struct tcase *tc)
 	return T_PASS;
 }
 
-static int child_wait(pid_t pid, const char *what)
-{
-	int status;
-
-	if (waitpid(pid, &status, 0) != pid)
-		return tfail("waitpid(%s): %s", what, strerror(errno));
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		return tfail("%s failed (status 0x%x)", what, status);
-	return 0;
-}
-
 /*
  * fork: a child's copy-on-write copy is the child's; the parent's MR keeps seeing the parent's
  * memory, also after the parent's own write breaks COW into new pages while the child still
