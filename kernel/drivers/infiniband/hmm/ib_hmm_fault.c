@@ -80,13 +80,14 @@ static int ib_hmm_fault_check_vmas(struct mm_struct *mm, u64 start,
 	return 0;
 }
 
-/* One hmm_range_fault() call's worth: [start, *endp), at most a batch. */
+/*
+ * One hmm_range_fault() call's worth: [start, *endp), at most a batch.
+ * -EAGAIN when an invalidation collided with it: nothing was installed.
+ */
 static int ib_hmm_fault_batch(struct ib_hmm_mirror *m, unsigned long *pfns,
 			      u64 start, u64 req_end, u64 *endp,
 			      unsigned int flags, u64 *made_present)
 {
-	unsigned long timeout = jiffies +
-				msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	struct hmm_range range = {
 		.notifier = &m->notifier,
 		.start = start,
@@ -104,8 +105,6 @@ static int ib_hmm_fault_batch(struct ib_hmm_mirror *m, unsigned long *pfns,
 	}
 
 again:
-	if (time_after(jiffies, timeout))
-		return -EBUSY;
 	range.notifier_seq = mmu_interval_read_begin(&m->notifier);
 	mmap_read_lock(mm);
 	end = *endp;
@@ -129,7 +128,7 @@ again:
 	mmap_read_unlock(mm);
 	if (ret) {
 		if (ret == -EBUSY)
-			goto again;
+			return -EAGAIN;
 		/*
 		 * Fault-around is best effort: a page it adds may fail (beyond
 		 * the end of a truncated file, say) where the required ones
@@ -146,7 +145,7 @@ again:
 	mutex_lock(&m->lock);
 	if (mmu_interval_read_retry(&m->notifier, range.notifier_seq)) {
 		mutex_unlock(&m->lock);
-		goto again;
+		return -EAGAIN;
 	}
 	for (i = 0, ret = 0; i < npages; i += ret) {
 		p = pfns[i];
@@ -191,19 +190,26 @@ again:
  *
  * Runs the hmm.rst loop (read_begin, mmap_read_lock, hmm_range_fault,
  * mmap_read_unlock, mirror->lock, read_retry, install, unlock) once per
- * batch of IB_HMM_FAULT_BATCH pages, retrying a batch when it collides with
- * an invalidation.
+ * batch of up to IB_HMM_FAULT_BATCH pages. A batch that collides with an
+ * invalidation is retried at half the size (and the size grows back with
+ * each batch that completes): under a storm of invalidations anywhere in
+ * the process (compaction, migration), a shorter walk is more likely to
+ * fit between two of them.
  *
  * Context: process or worker context, may sleep; no ib_hmm lock and no
  * mmap lock held.
  * Return: 0 on success; -EFAULT if the process is gone or a required page
  * is unmapped, PROT_NONE, or read-only when writing was asked; -ENOMEM;
- * -EBUSY if invalidations kept colliding for HMM_RANGE_DEFAULT_TIMEOUT ms;
+ * -EBUSY if invalidations kept colliding for HMM_RANGE_DEFAULT_TIMEOUT ms
+ * without any batch completing;
  * -EINTR on a fatal signal.
  */
 int ib_hmm_fault_range(struct ib_hmm_mirror *m, u64 start, u64 req_end,
 		       u64 end, unsigned int flags, u64 *made_present)
 {
+	unsigned long timeout = msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	unsigned long deadline = jiffies + timeout;
+	unsigned int batch = IB_HMM_FAULT_BATCH;
 	unsigned long *pfns;
 	u64 bs, be, full;
 	int ret = 0;
@@ -220,18 +226,27 @@ int ib_hmm_fault_range(struct ib_hmm_mirror *m, u64 start, u64 req_end,
 		goto free_pfns;
 	}
 	for (bs = start; bs < end; bs = be) {
-		full = min(end, bs + (u64)IB_HMM_FAULT_BATCH * PAGE_SIZE);
+		full = min(end, bs + (u64)batch * PAGE_SIZE);
 		be = full;
 		ret = ib_hmm_fault_batch(m, pfns, bs, req_end, &be, flags,
 					 made_present);
+		if (ret == -EAGAIN) {
+			ret = time_after(jiffies, deadline) ? -EBUSY : 0;
+			batch = max(batch / 2, 1U);
+			be = bs;
+		} else if (!ret) {
+			deadline = jiffies + timeout;
+			batch = min_t(unsigned int, batch * 2,
+				      IB_HMM_FAULT_BATCH);
+			if (be != full)
+				break;
+		}
 		if (ret) {
 			/* Fault-around is best effort. */
 			if (bs >= req_end)
 				ret = 0;
 			break;
 		}
-		if (be != full)
-			break;
 		if (fatal_signal_pending(current)) {
 			ret = -EINTR;
 			break;
