@@ -82,7 +82,8 @@ static int ib_hmm_fault_check_vmas(struct mm_struct *mm, u64 start,
 
 /*
  * One hmm_range_fault() call's worth: [start, *endp), at most a batch.
- * -EAGAIN when an invalidation collided with it: nothing was installed.
+ * -EAGAIN when an invalidation collided with it (nothing was installed) or
+ * the table ran out of spare nodes in the middle (refilled since).
  */
 static int ib_hmm_fault_batch(struct ib_hmm_mirror *m, unsigned long *pfns,
 			      u64 start, u64 req_end, u64 *endp,
@@ -164,11 +165,14 @@ again:
 			break;
 	}
 	mutex_unlock(&m->lock);
-	if (ret == -ENOMEM) {
-		if (!ib_hmm_table_refill(&m->table, &m->lock))
-			return -ENOMEM;
-		goto again;
-	}
+	/*
+	 * Nothing beyond what was installed is lost; the caller retries the
+	 * rest (a smaller batch, within its deadline) once the spare pool is
+	 * refilled.
+	 */
+	if (ret == -ENOMEM)
+		return ib_hmm_table_refill(&m->table, &m->lock) ? -EAGAIN :
+								  -ENOMEM;
 	if (ret < 0)
 		return ret;
 	*endp = end;
