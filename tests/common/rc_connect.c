@@ -52,8 +52,8 @@ int hmmv_rc_connect(struct ibv_qp *qp, const struct hmmv_rc_attr *a, const char 
 	qa.qp_state = IBV_QPS_RTS;
 	qa.sq_psn = a->sq_psn;
 	qa.timeout = a->timeout ? a->timeout : 14;
-	qa.retry_cnt = 7;
-	qa.rnr_retry = 7;
+	qa.retry_cnt = a->retries ? a->retries : 7;
+	qa.rnr_retry = qa.retry_cnt;
 	qa.max_rd_atomic = a->rd_atomic;
 	return modify(qp, &qa, IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
 			       IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC,

@@ -20,11 +20,12 @@ struct hmmv_rc_attr {
 	uint8_t min_rnr_timer;
 	unsigned int access;		/* qp_access_flags (IBV_ACCESS_REMOTE_*) */
 	uint8_t timeout;		/* local ACK timeout, 4.096 us << timeout; 0: 14 */
+	uint8_t retries;		/* retry_cnt and rnr_retry; 0: 7 (rxe: without limit) */
 };
 
 /*
  * Moves @qp from RESET through INIT and RTR to RTS with @a (timeout @a->timeout or 14,
- * 7 retries, 7 RNR retries, hop limit 64). Returns 0, or the errno of the first ibv_modify_qp() that failed
+ * @a->retries or 7 retries and RNR retries, hop limit 64). Returns 0, or the errno of the first ibv_modify_qp() that failed
  * with *@step naming its target state ("INIT", "RTR" or "RTS").
  */
 int hmmv_rc_connect(struct ibv_qp *qp, const struct hmmv_rc_attr *a, const char **step);

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "odp/odp.h"
+#include "rc_connect.h"
 #include "roce_gid.h"
 
 /* odp_verbs.c reports through these. */
@@ -187,38 +188,21 @@ static int end_open(struct end *n, const char *dev)
  */
 static int end_connect(struct end *n, const struct wire *w)
 {
-	struct ibv_qp_attr a = {
-		.qp_state = IBV_QPS_INIT,
-		.port_num = 1,
-		.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ,
+	const struct hmmv_rc_attr rc = {
+		.port = 1,
+		.sgid_index = n->gid_index,
+		.dgid = w->gid,
+		.dest_qpn = w->qpn,
+		.mtu = IBV_MTU_1024,
+		.rd_atomic = 1,
+		.min_rnr_timer = 1,
+		.access = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ,
+		.retries = 3,
 	};
+	const char *step = "";
+	int err = hmmv_rc_connect(n->qp, &rc, &step);
 
-	if (ibv_modify_qp(n->qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS))
-		return tfail("modify INIT: %s", strerror(errno));
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTR;
-	a.path_mtu = IBV_MTU_1024;
-	a.dest_qp_num = w->qpn;
-	a.max_dest_rd_atomic = 1;
-	a.min_rnr_timer = 1;
-	a.ah_attr.is_global = 1;
-	a.ah_attr.grh.dgid = w->gid;
-	a.ah_attr.grh.sgid_index = n->gid_index;
-	a.ah_attr.grh.hop_limit = 64;
-	a.ah_attr.port_num = 1;
-	if (ibv_modify_qp(n->qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
-			  IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER))
-		return tfail("modify RTR: %s", strerror(errno));
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTS;
-	a.timeout = 14;
-	a.retry_cnt = 3;
-	a.rnr_retry = 3;
-	a.max_rd_atomic = 1;
-	if (ibv_modify_qp(n->qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
-			  IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC))
-		return tfail("modify RTS: %s", strerror(errno));
-	return 0;
+	return err ? tfail("modify %s: %s", step, strerror(err)) : 0;
 }
 
 static int exchange(struct end *n, int sock, struct wire *peer)
