@@ -112,6 +112,9 @@ int wr(struct env *e, struct lbuf *l, size_t loff, size_t len, const void *raddr
 int rd(struct env *e, struct lbuf *l, size_t loff, size_t len, const void *raddr, uint32_t rkey);
 /* After a hostile case: the QPs reset, a checked write and read back through a fresh MR work. */
 int sanity(struct env *e, const char *after);
+/* One RDMA write or read posted without waiting (signalled or not); the errno of the post. */
+int post_wr(struct ibv_qp *qp, enum ibv_wr_opcode op, void *laddr, uint32_t lkey, size_t len,
+	    const void *raddr, uint32_t rkey, uint64_t id, bool signaled);
 /* Reap child @pid: 0 when it exited with status 0, else T_FAIL with the reason reported. */
 int child_wait(pid_t pid, const char *what);
 

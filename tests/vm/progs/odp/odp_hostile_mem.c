@@ -153,23 +153,6 @@ static int refused(struct ibv_mr *mr, int want, const char *what)
 	return 0;
 }
 
-static int post(struct ibv_qp *qp, enum ibv_wr_opcode op, void *laddr, uint32_t lkey, size_t len,
-		const void *raddr, uint32_t rkey, uint64_t id, bool signaled)
-{
-	struct ibv_sge sge = { .addr = (uintptr_t)laddr, .length = (uint32_t)len, .lkey = lkey };
-	struct ibv_send_wr wr = {
-		.wr_id = id,
-		.sg_list = &sge,
-		.num_sge = 1,
-		.opcode = op,
-		.send_flags = signaled ? IBV_SEND_SIGNALED : 0,
-	}, *bad;
-
-	wr.wr.rdma.remote_addr = (uintptr_t)raddr;
-	wr.wr.rdma.rkey = rkey;
-	return ibv_post_send(qp, &wr, &bad);
-}
-
 /*
  * The next completion on @cq within @secs: its status, or XFER_TIMEOUT. It sleeps between
  * polls: under TCG a spinning vCPU takes the time the rxe worker needs.
@@ -1388,7 +1371,7 @@ static int churn_post(struct churn *c, int s, bool read)
 		memset(buf, 0xa5, U_LEN);
 	}
 	c->s[s].reading = read;
-	err = post(c->e->rc.req, read ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE, buf, c->l.mr->lkey, U_LEN,
+	err = post_wr(c->e->rc.req, read ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE, buf, c->l.mr->lkey, U_LEN,
 		   c->t + c->s[s].unit * U_SIZE + U_OFF, c->mr->rkey, (uint64_t)s, true);
 	return err ? tfail("post: %s", strerror(err)) : 0;
 }
@@ -1613,7 +1596,7 @@ static int race_batch(struct race *r, unsigned long k)
 		got[p] = ~0ULL;
 		if (!writes)
 			*at = vals[p];
-		err = post(qp, writes ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ, writes ? &vals[p] : &got[p],
+		err = post_wr(qp, writes ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ, writes ? &vals[p] : &got[p],
 			   r->l.mr->lkey, 8, at, r->mr->rkey, p, p + 2 >= r->n);
 		if (err)
 			return tfail("post: %s", strerror(err));
@@ -2371,7 +2354,7 @@ static void *oom_traffic(void *arg)
 
 	for (;;) {
 		for (; out < 8; out++, i++)
-			if (post(o->c.rc.req, IBV_WR_RDMA_WRITE, o->l.p, o->l.mr->lkey, chunk,
+			if (post_wr(o->c.rc.req, IBV_WR_RDMA_WRITE, o->l.p, o->l.mr->lkey, chunk,
 				 o->t + (i * chunk) % o->len, o->mr->rkey, i, true))
 				break;
 		if (wait_one(o->c.scq, &wc, 30) == XFER_TIMEOUT)
@@ -2608,7 +2591,7 @@ static double other_qp_traffic(struct env *e, struct pair *p2, struct lbuf *l, u
 				fill(l->p + PAGE * 4, 4000, 20 + i);
 			else
 				memset(l->p + PAGE * 4, 0, 4000);
-			if (post(p2->req, op ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE, l->p + PAGE * 4,
+			if (post_wr(p2->req, op ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE, l->p + PAGE * 4,
 				 l->mr->lkey, 4000, o + i * 1000, mo->rkey, 2, true))
 				return tfail("post: %s", strerror(errno)), -1;
 			for (;;) {
@@ -2697,7 +2680,7 @@ static int t_uffd(struct env *e, const struct tcase *tc)
 		return tfail("pthread_create");
 	usleep(300000);
 	fill(l.p, msg, 8);
-	if (post(e->rc.req, IBV_WR_RDMA_WRITE, l.p, l.mr->lkey, msg, u.r + off, mr->rkey, 1, true))
+	if (post_wr(e->rc.req, IBV_WR_RDMA_WRITE, l.p, l.mr->lkey, msg, u.r + off, mr->rkey, 1, true))
 		return tfail("post: %s", strerror(errno));
 	t_other = other_qp_traffic(e, &p2, &l, o, mo, &st1, &t1);
 	if (t_other < 0)

@@ -54,24 +54,6 @@ static bool is_atomic(enum ibv_wr_opcode op)
 	return op == IBV_WR_ATOMIC_CMP_AND_SWP || op == IBV_WR_ATOMIC_FETCH_AND_ADD;
 }
 
-/* Post one signalled work request without waiting for it. */
-static int post_one(struct ibv_qp *qp, enum ibv_wr_opcode op, void *laddr, uint32_t lkey,
-		    size_t len, uint64_t raddr, uint32_t rkey, uint64_t wr_id)
-{
-	struct ibv_sge sge = { .addr = (uintptr_t)laddr, .length = (uint32_t)len, .lkey = lkey };
-	struct ibv_send_wr wr = {
-		.wr_id = wr_id,
-		.sg_list = &sge,
-		.num_sge = 1,
-		.opcode = op,
-		.send_flags = IBV_SEND_SIGNALED,
-	}, *bad;
-
-	wr.wr.rdma.remote_addr = raddr;
-	wr.wr.rdma.rkey = rkey;
-	return ibv_post_send(qp, &wr, &bad);
-}
-
 /* An MR of the test's kind of its own (a second implicit MR for kind implicit). */
 static struct ibv_mr *mr_own(struct env *e, void *addr, size_t len, int access)
 {
@@ -600,8 +582,8 @@ static int t_dereg_multiqp(struct env *e, const struct tcase *tc)
 		for (int q = 0; q < DQ_PAIRS; q++) {
 			int slot = q * DQ_PER_QP + i;
 
-			errno = post_one(pairs[q].req, IBV_WR_RDMA_WRITE, l.p, l.mr->lkey, DQ_MSG,
-					 (uintptr_t)t + (size_t)slot * DQ_STRIDE + DQ_OFF, mr->rkey, slot);
+			errno = post_wr(pairs[q].req, IBV_WR_RDMA_WRITE, l.p, l.mr->lkey, DQ_MSG,
+					t + (size_t)slot * DQ_STRIDE + DQ_OFF, mr->rkey, slot, true);
 			if (errno)
 				return tfail("post of write %d on QP %d: %s", i, q, strerror(errno));
 		}
@@ -1206,8 +1188,8 @@ static int fs_round(struct env *e, struct ibv_mr *mr, uint8_t *t, struct lbuf *l
 		fill(l->p + (size_t)s * FS_MSG, FS_MSG, r * FS_SLOTS + s);
 	}
 	for (s = 0; s < FS_SLOTS; s++) {
-		errno = post_one(e->rc.req, IBV_WR_RDMA_WRITE, l->p + (size_t)s * FS_MSG, l->mr->lkey, FS_MSG,
-				 (uintptr_t)t + (size_t)s * FS_SLOT + FS_OFF, mr->rkey, s);
+		errno = post_wr(e->rc.req, IBV_WR_RDMA_WRITE, l->p + (size_t)s * FS_MSG, l->mr->lkey, FS_MSG,
+				t + (size_t)s * FS_SLOT + FS_OFF, mr->rkey, s, true);
 		if (errno)
 			return tfail("round %d: post %d: %s", r, s, strerror(errno));
 	}

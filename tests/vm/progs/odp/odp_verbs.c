@@ -318,6 +318,24 @@ static unsigned int op_secs(size_t len)
 	return 20 + (unsigned int)(len / MIB);
 }
 
+/* Post one RDMA write or read of @len bytes at @raddr without waiting for its completion. */
+int post_wr(struct ibv_qp *qp, enum ibv_wr_opcode op, void *laddr, uint32_t lkey, size_t len,
+	    const void *raddr, uint32_t rkey, uint64_t id, bool signaled)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)laddr, .length = (uint32_t)len, .lkey = lkey };
+	struct ibv_send_wr wr = {
+		.wr_id = id,
+		.sg_list = &sge,
+		.num_sge = 1,
+		.opcode = op,
+		.send_flags = signaled ? IBV_SEND_SIGNALED : 0,
+	}, *bad;
+
+	wr.wr.rdma.remote_addr = (uintptr_t)raddr;
+	wr.wr.rdma.rkey = rkey;
+	return ibv_post_send(qp, &wr, &bad);
+}
+
 /* One operation on p->req, signalled and waited for: the completion status or XFER_*. */
 int xfer(struct env *e, struct pair *p, enum ibv_wr_opcode op, void *laddr, uint32_t lkey,
 	 size_t len, uint64_t raddr, uint32_t rkey, uint64_t cmp_add, uint64_t swap)
