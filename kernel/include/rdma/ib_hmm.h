@@ -16,6 +16,7 @@
 #include <linux/bits.h>
 #include <linux/types.h>
 
+struct device;
 struct mm_struct;
 struct ib_hmm_mr;
 
@@ -131,5 +132,7 @@ void ib_hmm_mr_get_counters(struct ib_hmm_mr *mr,
 			    struct ib_hmm_mr_counters *counters);
 int ib_hmm_mr_snapshot(struct ib_hmm_mr *mr, u64 iova, u64 npages,
 		       u8 *state);
+
+bool ib_hmm_dma_uses_iova(struct device *dev);
 
 #endif /* _RDMA_IB_HMM_H */
