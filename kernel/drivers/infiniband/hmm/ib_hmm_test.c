@@ -7,10 +7,20 @@
  * through them the way a NIC's data path would (see
  * <uapi/rdma/ib_hmm_test.h>). Data goes through a kernel bounce buffer: the
  * user buffer is never touched while ib_hmm holds a stripe.
+ *
+ * DMA mode: the module also drives QEMU's edu PCI device, which then is the
+ * DMA device of DMA mirrors (tests/vm/run --viommu).
  */
+#include <linux/delay.h>
+#include <linux/dma-mapping.h>
 #include <linux/fs.h>
+#include <linux/io.h>
+#include <linux/iommu.h>
+#include <linux/jiffies.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/pci.h>
 #include <linux/rwsem.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -237,6 +247,362 @@ static int ib_hmm_test_lookup(struct ib_hmm_mr *mr,
 	return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * DMA mode: QEMU's edu device (docs/specs/edu.rst) as the DMA device.
+ *
+ * Its DMA engine copies between memory and a 4 KiB buffer inside the device
+ * (device address 0x40000) when the command register is written, 100 ms of
+ * virtual time later; the buffer itself is not visible through the BAR, so
+ * what the device read is brought back by a second transfer into a coherent
+ * bounce buffer. The device masks DMA addresses to 28 bits. A page takes
+ * four transfers each way, 0.4 s: tests move few pages.
+ */
+#define EDU_VENDOR		0x1234
+#define EDU_DEVICE		0x11e8
+#define EDU_REG_ID		0x00
+#define EDU_REG_LIVENESS	0x04
+#define EDU_REG_DMA_SRC		0x80
+#define EDU_REG_DMA_DST		0x88
+#define EDU_REG_DMA_CNT		0x90
+#define EDU_REG_DMA_CMD		0x98
+#define EDU_CMD_START		BIT(0)
+#define EDU_CMD_TO_RAM		BIT(1)	/* device buffer -> memory */
+#define EDU_BUF_ADDR		0x40000
+#define EDU_BUF_SIZE		4096
+/*
+ * QEMU 7.2 stops the whole VM (hw_error) on a transfer that ends at the end
+ * of the device's buffer: transfers use its first half only.
+ */
+#define EDU_XFER_MAX		2048
+#define EDU_DMA_BITS		28
+#define EDU_DMA_TIMEOUT_MS	5000
+
+struct ib_hmm_test_edu {
+	struct pci_dev *pdev;
+	void __iomem *regs;
+	void *bounce;			/* IB_HMM_TEST_DMA_MAX bytes */
+	dma_addr_t bounce_dma;
+};
+
+/* Protects ib_hmm_test_edu and serialises the device's DMA engine. */
+static DEFINE_MUTEX(ib_hmm_test_edu_lock);
+static struct ib_hmm_test_edu *ib_hmm_test_edu;
+
+/* One transfer of @len bytes; returns once the device reports it done. */
+static int ib_hmm_test_edu_dma(struct ib_hmm_test_edu *edu, u64 src, u64 dst,
+			       u64 len, bool to_ram)
+{
+	unsigned long deadline;
+
+	lockdep_assert_held(&ib_hmm_test_edu_lock);
+	if (!len || len > EDU_XFER_MAX)
+		return -EINVAL;
+	writeq(src, edu->regs + EDU_REG_DMA_SRC);
+	writeq(dst, edu->regs + EDU_REG_DMA_DST);
+	writeq(len, edu->regs + EDU_REG_DMA_CNT);
+	writeq(EDU_CMD_START | (to_ram ? EDU_CMD_TO_RAM : 0),
+	       edu->regs + EDU_REG_DMA_CMD);
+	deadline = jiffies + msecs_to_jiffies(EDU_DMA_TIMEOUT_MS);
+	while (readq(edu->regs + EDU_REG_DMA_CMD) & EDU_CMD_START) {
+		if (time_after(jiffies, deadline))
+			return -ETIMEDOUT;
+		usleep_range(1000, 2000);
+	}
+	return 0;
+}
+
+/* The device reads @len bytes at @dma; they land at @off in the bounce. */
+static int ib_hmm_test_edu_read(struct ib_hmm_test_edu *edu, dma_addr_t dma,
+				u64 len, u64 off)
+{
+	u64 done, n;
+	int ret = 0;
+
+	for (done = 0; done < len && !ret; done += n) {
+		n = min_t(u64, len - done, EDU_XFER_MAX);
+		ret = ib_hmm_test_edu_dma(edu, dma + done, EDU_BUF_ADDR, n,
+					  false);
+		if (!ret)
+			ret = ib_hmm_test_edu_dma(edu, EDU_BUF_ADDR,
+						  edu->bounce_dma + off + done,
+						  n, true);
+	}
+	return ret;
+}
+
+/* The device writes the @len bytes at @off in the bounce to @dma. */
+static int ib_hmm_test_edu_write(struct ib_hmm_test_edu *edu, dma_addr_t dma,
+				 u64 len, u64 off)
+{
+	u64 done, n;
+	int ret = 0;
+
+	for (done = 0; done < len && !ret; done += n) {
+		n = min_t(u64, len - done, EDU_XFER_MAX);
+		ret = ib_hmm_test_edu_dma(edu, edu->bounce_dma + off + done,
+					  EDU_BUF_ADDR, n, false);
+		if (!ret)
+			ret = ib_hmm_test_edu_dma(edu, EDU_BUF_ADDR, dma + done,
+						  n, true);
+	}
+	return ret;
+}
+
+/* Fill the part of the device's buffer that transfers use with @fill. */
+static int ib_hmm_test_edu_fill(struct ib_hmm_test_edu *edu, u8 fill)
+{
+	memset(edu->bounce, fill, EDU_XFER_MAX);
+	return ib_hmm_test_edu_dma(edu, edu->bounce_dma, EDU_BUF_ADDR,
+				   EDU_XFER_MAX, false);
+}
+
+/* Whether the device's DMA goes through a translating IOMMU domain. */
+static struct iommu_domain *ib_hmm_test_edu_domain(struct ib_hmm_test_edu *edu)
+{
+	struct iommu_domain *d = iommu_get_domain_for_dev(&edu->pdev->dev);
+
+	return d && (d->type & __IOMMU_DOMAIN_PAGING) ? d : NULL;
+}
+
+static struct ib_hmm_test_edu *ib_hmm_test_edu_get_and_lock(void)
+	__acquires(&ib_hmm_test_edu_lock)
+{
+	mutex_lock(&ib_hmm_test_edu_lock);
+	return ib_hmm_test_edu;
+}
+
+static int ib_hmm_test_dma_info(struct ib_hmm_test_dma_info *arg)
+{
+	struct ib_hmm_test_edu *edu = ib_hmm_test_edu_get_and_lock();
+
+	memset(arg, 0, sizeof(*arg));
+	if (edu) {
+		arg->present = 1;
+		arg->translated = !!ib_hmm_test_edu_domain(edu);
+		arg->iova_mode = ib_hmm_dma_uses_iova(&edu->pdev->dev);
+	}
+	mutex_unlock(&ib_hmm_test_edu_lock);
+	return 0;
+}
+
+static int ib_hmm_test_dma_selftest(struct ib_hmm_test_dma_selftest *arg)
+{
+	struct ib_hmm_test_edu *edu = ib_hmm_test_edu_get_and_lock();
+	struct iommu_domain *domain;
+	struct device *dev;
+	struct page *page;
+	dma_addr_t dma;
+	u8 *p;
+	int ret, i;
+
+	arg->step = 0;
+	if (!edu) {
+		ret = -ENODEV;
+		goto unlock;
+	}
+	dev = &edu->pdev->dev;
+	domain = ib_hmm_test_edu_domain(edu);
+	page = alloc_page(GFP_KERNEL);
+	if (!page) {
+		ret = -ENOMEM;
+		goto unlock;
+	}
+	p = page_address(page);
+	for (i = 0; i < PAGE_SIZE; i++)
+		p[i] = i * 7 + 3;
+	dma = dma_map_page(dev, page, 0, PAGE_SIZE, DMA_BIDIRECTIONAL);
+	if (dma_mapping_error(dev, dma)) {
+		ret = -ENOMEM;
+		goto free_page;
+	}
+
+	arg->step = 1;
+	ret = ib_hmm_test_edu_read(edu, dma, PAGE_SIZE, 0);
+	if (ret)
+		goto unmap;
+	if (memcmp(edu->bounce, p, PAGE_SIZE)) {
+		ret = -EIO;
+		goto unmap;
+	}
+	arg->step = 2;
+	for (i = 0; i < PAGE_SIZE; i++)
+		((u8 *)edu->bounce)[i] = i * 5 + 1;
+	ret = ib_hmm_test_edu_write(edu, dma, PAGE_SIZE, 0);
+	if (ret)
+		goto unmap;
+	dma_sync_single_for_cpu(dev, dma, PAGE_SIZE, DMA_BIDIRECTIONAL);
+	if (memcmp(edu->bounce, p, PAGE_SIZE)) {
+		ret = -EIO;
+		goto unmap;
+	}
+	dma_unmap_page(dev, dma, PAGE_SIZE, DMA_BIDIRECTIONAL);
+	if (domain) {
+		arg->step = 3;
+		if (iommu_iova_to_phys(domain, dma)) {
+			ret = -EIO;
+			goto free_page;
+		}
+		/* The stale IOVA must not reach the page: the read faults. */
+		arg->step = 4;
+		ret = ib_hmm_test_edu_fill(edu, 0x5a);
+		if (!ret)
+			ret = ib_hmm_test_edu_read(edu, dma, PAGE_SIZE, 0);
+		if (!ret && !memcmp(edu->bounce, p, PAGE_SIZE))
+			ret = -EIO;
+	}
+	if (!ret)
+		arg->step = 0;
+	goto free_page;
+
+unmap:
+	dma_unmap_page(dev, dma, PAGE_SIZE, DMA_BIDIRECTIONAL);
+free_page:
+	__free_page(page);
+unlock:
+	mutex_unlock(&ib_hmm_test_edu_lock);
+	return ret;
+}
+
+static int ib_hmm_test_dma_raw(struct ib_hmm_test_dma_raw *arg)
+{
+	void __user *ubuf = u64_to_user_ptr(arg->addr);
+	bool write = arg->flags & IB_HMM_TEST_DMA_WRITE;
+	struct ib_hmm_test_edu *edu;
+	struct iommu_domain *domain;
+	int ret;
+
+	if ((arg->flags & ~IB_HMM_TEST_DMA_WRITE) || !arg->length ||
+	    arg->length > EDU_BUF_SIZE || arg->fill > U8_MAX)
+		return -EINVAL;
+	edu = ib_hmm_test_edu_get_and_lock();
+	if (!edu) {
+		ret = -ENODEV;
+		goto unlock;
+	}
+	/* Raw addresses only where the IOMMU confines them. */
+	domain = ib_hmm_test_edu_domain(edu);
+	if (!domain) {
+		ret = -EOPNOTSUPP;
+		goto unlock;
+	}
+	arg->phys = iommu_iova_to_phys(domain, arg->dma_addr);
+	if (write) {
+		if (copy_from_user(edu->bounce, ubuf, arg->length)) {
+			ret = -EFAULT;
+			goto unlock;
+		}
+		ret = ib_hmm_test_edu_write(edu, arg->dma_addr, arg->length, 0);
+	} else {
+		ret = ib_hmm_test_edu_fill(edu, arg->fill);
+		if (!ret)
+			ret = ib_hmm_test_edu_read(edu, arg->dma_addr,
+						   arg->length, 0);
+		if (!ret && copy_to_user(ubuf, edu->bounce, arg->length))
+			ret = -EFAULT;
+	}
+unlock:
+	mutex_unlock(&ib_hmm_test_edu_lock);
+	return ret;
+}
+
+static int ib_hmm_test_edu_probe(struct pci_dev *pdev,
+				 const struct pci_device_id *id)
+{
+	struct ib_hmm_test_edu *edu;
+	int ret;
+
+	edu = kzalloc_obj(*edu, GFP_KERNEL);
+	if (!edu)
+		return -ENOMEM;
+	edu->pdev = pdev;
+	ret = pci_enable_device(pdev);
+	if (ret)
+		goto free_edu;
+	ret = pci_request_region(pdev, 0, "ib_hmm_test");
+	if (ret)
+		goto disable;
+	edu->regs = pci_iomap(pdev, 0, 0);
+	if (!edu->regs) {
+		ret = -ENOMEM;
+		goto release;
+	}
+	/* The identification register reads 0x010000ed (version 1.0). */
+	if ((readl(edu->regs + EDU_REG_ID) & 0xff) != 0xed) {
+		ret = -ENODEV;
+		goto unmap_regs;
+	}
+	writel(0x5a5a1234, edu->regs + EDU_REG_LIVENESS);
+	if (readl(edu->regs + EDU_REG_LIVENESS) != ~0x5a5a1234U) {
+		ret = -ENODEV;
+		goto unmap_regs;
+	}
+	ret = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(EDU_DMA_BITS));
+	if (ret)
+		goto unmap_regs;
+	pci_set_master(pdev);
+	edu->bounce = dma_alloc_coherent(&pdev->dev, IB_HMM_TEST_DMA_MAX,
+					 &edu->bounce_dma, GFP_KERNEL);
+	if (!edu->bounce) {
+		ret = -ENOMEM;
+		goto clear_master;
+	}
+	mutex_lock(&ib_hmm_test_edu_lock);
+	if (ib_hmm_test_edu) {
+		mutex_unlock(&ib_hmm_test_edu_lock);
+		ret = -EBUSY;
+		goto free_bounce;
+	}
+	ib_hmm_test_edu = edu;
+	mutex_unlock(&ib_hmm_test_edu_lock);
+	pci_set_drvdata(pdev, edu);
+	dev_info(&pdev->dev, "edu DMA device for ib_hmm tests (%s)\n",
+		 ib_hmm_test_edu_domain(edu) ? "behind an IOMMU" : "direct");
+	return 0;
+
+free_bounce:
+	dma_free_coherent(&pdev->dev, IB_HMM_TEST_DMA_MAX, edu->bounce,
+			  edu->bounce_dma);
+clear_master:
+	pci_clear_master(pdev);
+unmap_regs:
+	pci_iounmap(pdev, edu->regs);
+release:
+	pci_release_region(pdev, 0);
+disable:
+	pci_disable_device(pdev);
+free_edu:
+	kfree(edu);
+	return ret;
+}
+
+static void ib_hmm_test_edu_remove(struct pci_dev *pdev)
+{
+	struct ib_hmm_test_edu *edu = pci_get_drvdata(pdev);
+
+	mutex_lock(&ib_hmm_test_edu_lock);
+	ib_hmm_test_edu = NULL;
+	mutex_unlock(&ib_hmm_test_edu_lock);
+	dma_free_coherent(&pdev->dev, IB_HMM_TEST_DMA_MAX, edu->bounce,
+			  edu->bounce_dma);
+	pci_clear_master(pdev);
+	pci_iounmap(pdev, edu->regs);
+	pci_release_region(pdev, 0);
+	pci_disable_device(pdev);
+	kfree(edu);
+}
+
+static const struct pci_device_id ib_hmm_test_edu_ids[] = {
+	{ PCI_DEVICE(EDU_VENDOR, EDU_DEVICE) },
+	{ }
+};
+
+static struct pci_driver ib_hmm_test_edu_driver = {
+	.name = "ib_hmm_test_edu",
+	.id_table = ib_hmm_test_edu_ids,
+	.probe = ib_hmm_test_edu_probe,
+	.remove = ib_hmm_test_edu_remove,
+};
+
 union ib_hmm_test_arg {
 	struct ib_hmm_test_mr_create create;
 	struct ib_hmm_test_mr_destroy destroy;
@@ -246,6 +612,9 @@ union ib_hmm_test_arg {
 	struct ib_hmm_test_snapshot snapshot;
 	struct ib_hmm_test_counters counters;
 	struct ib_hmm_test_lookup lookup;
+	struct ib_hmm_test_dma_info dma_info;
+	struct ib_hmm_test_dma_selftest dma_selftest;
+	struct ib_hmm_test_dma_raw dma_raw;
 };
 
 /* Every operation on an MR: the handle is each struct's first field. */
@@ -319,6 +688,9 @@ static long ib_hmm_test_ioctl(struct file *filp, unsigned int cmd,
 	case IB_HMM_TEST_IOC_SNAPSHOT:
 	case IB_HMM_TEST_IOC_COUNTERS:
 	case IB_HMM_TEST_IOC_LOOKUP:
+	case IB_HMM_TEST_IOC_DMA_INFO:
+	case IB_HMM_TEST_IOC_DMA_SELFTEST:
+	case IB_HMM_TEST_IOC_DMA_RAW:
 		break;
 	default:
 		return -ENOTTY;
@@ -334,6 +706,18 @@ static long ib_hmm_test_ioctl(struct file *filp, unsigned int cmd,
 		break;
 	case IB_HMM_TEST_IOC_MR_DESTROY:
 		ret = ib_hmm_test_mr_destroy(tf, &arg.destroy);
+		break;
+	case IB_HMM_TEST_IOC_DMA_INFO:
+		ret = ib_hmm_test_dma_info(&arg.dma_info);
+		break;
+	case IB_HMM_TEST_IOC_DMA_SELFTEST:
+		ret = ib_hmm_test_dma_selftest(&arg.dma_selftest);
+		/* The failed step goes back with the error. */
+		if (ret == -EIO && copy_to_user(uptr, &arg, size))
+			ret = -EFAULT;
+		break;
+	case IB_HMM_TEST_IOC_DMA_RAW:
+		ret = ib_hmm_test_dma_raw(&arg.dma_raw);
 		break;
 	default:
 		ret = ib_hmm_test_mr_op(tf, cmd, &arg);
@@ -359,7 +743,27 @@ static struct miscdevice ib_hmm_test_misc = {
 	.fops = &ib_hmm_test_fops,
 };
 
-module_misc_device(ib_hmm_test_misc);
+static int __init ib_hmm_test_init(void)
+{
+	int ret;
+
+	ret = pci_register_driver(&ib_hmm_test_edu_driver);
+	if (ret)
+		return ret;
+	ret = misc_register(&ib_hmm_test_misc);
+	if (ret)
+		pci_unregister_driver(&ib_hmm_test_edu_driver);
+	return ret;
+}
+
+static void __exit ib_hmm_test_exit(void)
+{
+	misc_deregister(&ib_hmm_test_misc);
+	pci_unregister_driver(&ib_hmm_test_edu_driver);
+}
+
+module_init(ib_hmm_test_init);
+module_exit(ib_hmm_test_exit);
 
 MODULE_DESCRIPTION("Mock RDMA device for testing ib_hmm from userspace");
 MODULE_LICENSE("GPL");

@@ -115,6 +115,51 @@ struct ib_hmm_test_lookup {
 	__u64 ns;		/* out: time taken by the npages lookups */
 };
 
+/*
+ * DMA mode: QEMU's "edu" PCI device (1234:11e8, tests/vm/run --viommu), bound
+ * by ib_hmm_test, is the DMA device of DMA mirrors. It copies between its
+ * 4 KiB buffer and memory, at most 4 KiB per transfer; the test module
+ * bounces what the device read or writes through a coherent buffer. Every
+ * DMA request gets ENODEV when no edu device is bound.
+ *
+ * DMA_INFO: whether the device is there and how it maps.
+ */
+struct ib_hmm_test_dma_info {
+	__u64 present;		/* out: an edu device is bound */
+	__u64 translated;	/* out: it sits behind a translating IOMMU */
+	__u64 iova_mode;	/* out: DMA mirrors use one IOVA range per 2 MiB */
+};
+
+/*
+ * DMA_SELFTEST: the edu device reads and writes a kernel page through
+ * dma_map_page(); after dma_unmap_page() (translated devices only) the IOVA
+ * must not reach the page any more. 0, or EIO with the failed step.
+ */
+struct ib_hmm_test_dma_selftest {
+	__u64 step;		/* out: 1 read, 2 write, 3 iova_to_phys, 4 stale */
+};
+
+/*
+ * DMA_RAW (translated devices only): one transfer at a raw device address,
+ * e.g. an IOVA that was unmapped. Without IB_HMM_TEST_DMA_WRITE the device
+ * reads length bytes at dma_addr into its buffer, which was filled with the
+ * byte fill first, and they are copied to addr; with it, the device writes
+ * the length bytes at addr to dma_addr. phys is iommu_iova_to_phys() of
+ * dma_addr before the transfer (0: not mapped).
+ */
+#define IB_HMM_TEST_DMA_WRITE		_BITULL(0)
+#define IB_HMM_TEST_DMA_NO_FAULT	_BITULL(1) /* MR_DMA: do not fault in */
+#define IB_HMM_TEST_DMA_MAX		65536ULL
+
+struct ib_hmm_test_dma_raw {
+	__u64 dma_addr;
+	__u64 length;		/* 1..4096 */
+	__u64 addr;
+	__u64 flags;		/* IB_HMM_TEST_DMA_WRITE */
+	__u64 fill;
+	__u64 phys;		/* out */
+};
+
 #define IB_HMM_TEST_IOC_MAGIC		0xE8
 #define IB_HMM_TEST_IOC_MR_CREATE \
 	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x00, struct ib_hmm_test_mr_create)
@@ -136,6 +181,12 @@ struct ib_hmm_test_lookup {
 	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x08, struct ib_hmm_test_rw)
 #define IB_HMM_TEST_IOC_LOOKUP \
 	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x09, struct ib_hmm_test_lookup)
+#define IB_HMM_TEST_IOC_DMA_INFO \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x0a, struct ib_hmm_test_dma_info)
+#define IB_HMM_TEST_IOC_DMA_SELFTEST \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x0b, struct ib_hmm_test_dma_selftest)
+#define IB_HMM_TEST_IOC_DMA_RAW \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x0c, struct ib_hmm_test_dma_raw)
 
 /*
  * /dev/ib_umem_odp_test (ib_umem_odp_test.ko) serves the same ABI from the
