@@ -14,6 +14,7 @@
 #define _RDMA_IB_HMM_H
 
 #include <linux/bits.h>
+#include <linux/dma-mapping.h>
 #include <linux/types.h>
 
 struct device;
@@ -110,6 +111,10 @@ struct ib_hmm_mr_counters {
 
 struct ib_hmm_mr *ib_hmm_mr_create(const void *owner, struct mm_struct *mm,
 				   u64 start, u64 length, unsigned int access);
+struct ib_hmm_mr *ib_hmm_mr_create_dma(const void *owner,
+				       struct mm_struct *mm,
+				       struct device *dma_dev, u64 start,
+				       u64 length, unsigned int access);
 void ib_hmm_mr_destroy(struct ib_hmm_mr *mr);
 
 bool ib_hmm_mr_is_implicit(const struct ib_hmm_mr *mr);
@@ -133,6 +138,18 @@ void ib_hmm_mr_get_counters(struct ib_hmm_mr *mr,
 int ib_hmm_mr_snapshot(struct ib_hmm_mr *mr, u64 iova, u64 npages,
 		       u8 *state);
 
+/*
+ * DMA mirrors (ib_hmm_mr_create_dma()): the device's addresses of present
+ * pages. ib_hmm_dma_fn is called under the mirror's lock, see
+ * ib_hmm_mr_dma_walk(); flags are IB_HMM_PAGE_* bits.
+ */
+typedef int (*ib_hmm_dma_fn)(void *priv, u64 iova, dma_addr_t dma,
+			     unsigned int flags);
+
 bool ib_hmm_dma_uses_iova(struct device *dev);
+int ib_hmm_mr_dma_walk(struct ib_hmm_mr *mr, u64 iova, u64 npages,
+		       ib_hmm_dma_fn fn, void *priv);
+s64 ib_hmm_mr_dma_lookup(struct ib_hmm_mr *mr, u64 iova, u64 npages,
+			 dma_addr_t *dma);
 
 #endif /* _RDMA_IB_HMM_H */

@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * ib_hmm mirrors: one per (owner, mm), shared by every MR of that owner in
- * that process. A mirror holds the mm with mmgrab() only and watches the
- * whole user address space with one mmu interval notifier.
+ * ib_hmm mirrors: one per (owner, mm, DMA device), shared by every MR of
+ * that owner in that process that asked for that device (or for none). A
+ * mirror holds the mm with mmgrab() only and watches the whole user address
+ * space with one mmu interval notifier. A DMA mirror maps its entries for
+ * its device (ib_hmm_dma.c); the device is part of the key so that one
+ * mirror has one way of mapping for its whole life, and a driver with
+ * several DMA devices under one owner gets one mirror per device.
  */
+#include <linux/device.h>
 #include <linux/err.h>
 #include <linux/hashtable.h>
 #include <linux/mmu_notifier.h>
@@ -17,9 +22,11 @@
 static DEFINE_MUTEX(ib_hmm_mirrors_lock);
 static DEFINE_HASHTABLE(ib_hmm_mirrors, 6);
 
-static unsigned long ib_hmm_mirror_key(const void *owner, struct mm_struct *mm)
+static unsigned long ib_hmm_mirror_key(const void *owner, struct mm_struct *mm,
+				       struct device *dma_dev)
 {
-	return hash_ptr(owner, 32) ^ (unsigned long)mm;
+	return hash_ptr(owner, 32) ^ (unsigned long)mm ^
+	       hash_ptr(dma_dev, 32);
 }
 
 /*
@@ -51,14 +58,20 @@ static bool ib_hmm_mirror_invalidate(struct mmu_interval_notifier *mni,
 	return !ret;
 }
 
+/* The final zap of a DMA mirror is no invalidation: nothing to count. */
+static void ib_hmm_mirror_zapped_quietly(void *priv, u64 start, u64 end)
+{
+}
+
 static const struct mmu_interval_notifier_ops ib_hmm_mirror_ops = {
 	.invalidate = ib_hmm_mirror_invalidate,
 };
 
 /**
- * ib_hmm_mirror_get() - find or create the mirror of (@owner, @mm)
+ * ib_hmm_mirror_get() - find or create the mirror of (@owner, @mm, @dma_dev)
  * @owner: opaque owner (device) pointer
  * @mm: the address space to mirror
+ * @dma_dev: the device to map for, or NULL (no DMA mapping)
  *
  * Context: process context, may sleep; takes ib_hmm_mirrors_lock and, to
  * create a mirror, the mmap lock of @mm.
@@ -66,15 +79,17 @@ static const struct mmu_interval_notifier_ops ib_hmm_mirror_ops = {
  * ERR_PTR(-EFAULT) if the process of @mm has exited.
  */
 struct ib_hmm_mirror *ib_hmm_mirror_get(const void *owner,
-					struct mm_struct *mm)
+					struct mm_struct *mm,
+					struct device *dma_dev)
 {
-	unsigned long key = ib_hmm_mirror_key(owner, mm);
+	unsigned long key = ib_hmm_mirror_key(owner, mm, dma_dev);
 	struct ib_hmm_mirror *m;
 	int ret;
 
 	mutex_lock(&ib_hmm_mirrors_lock);
 	hash_for_each_possible(ib_hmm_mirrors, m, hnode, key) {
-		if (m->owner == owner && m->mm == mm) {
+		if (m->owner == owner && m->mm == mm &&
+		    m->table.dma_dev == dma_dev) {
 			refcount_inc(&m->ref);
 			goto unlock;
 		}
@@ -92,6 +107,8 @@ struct ib_hmm_mirror *ib_hmm_mirror_get(const void *owner,
 	INIT_LIST_HEAD(&m->mrs);
 	spin_lock_init(&m->atomic_lock);
 	ib_hmm_table_init(&m->table, mm->task_size);
+	if (dma_dev)
+		ib_hmm_dma_table_init(&m->table, get_device(dma_dev));
 
 	/* Registering a notifier needs a live mm; keep it only for that. */
 	if (!mmget_not_zero(mm)) {
@@ -112,6 +129,7 @@ unlock:
 	return m;
 
 free_mirror:
+	put_device(dma_dev);
 	kfree(m);
 err:
 	mutex_unlock(&ib_hmm_mirrors_lock);
@@ -122,8 +140,8 @@ err:
  * ib_hmm_mirror_put() - drop a mirror reference
  * @m: the mirror
  *
- * The last reference removes the notifier, frees the table and drops the
- * mm.
+ * The last reference unmaps everything for the DMA device (DMA mirrors),
+ * removes the notifier, frees the table and drops the mm and the device.
  *
  * Context: may sleep; no ib_hmm lock held.
  */
@@ -134,9 +152,20 @@ void ib_hmm_mirror_put(struct ib_hmm_mirror *m)
 	hash_del(&m->hnode);
 	mutex_unlock(&ib_hmm_mirrors_lock);
 
+	/*
+	 * The device must lose its mappings while the notifier still keeps
+	 * the pages from being freed under them: zap everything first.
+	 */
+	if (m->table.dma_dev) {
+		mutex_lock(&m->lock);
+		ib_hmm_table_zap(&m->table, &m->lock, 0, U64_MAX, true,
+				 ib_hmm_mirror_zapped_quietly, NULL);
+		mutex_unlock(&m->lock);
+	}
 	/* Waits for running invalidations; none start afterwards. */
 	mmu_interval_notifier_remove(&m->notifier);
 	ib_hmm_table_destroy(&m->table);
+	put_device(m->table.dma_dev);
 	mmdrop(m->mm);
 	atomic64_dec(&ib_hmm_stats.mirrors);
 	kfree(m);

@@ -29,24 +29,10 @@ static const unsigned int ib_hmm_op_access[] = {
 	[IB_HMM_OP_FLUSH] = IB_HMM_ACCESS_FLUSH,
 };
 
-/**
- * ib_hmm_mr_create() - create an MR view on the mirror of (@owner, @mm)
- * @owner: opaque owner, e.g. the driver's struct ib_device
- * @mm: the address space the MR maps (the registering process's)
- * @start: first virtual address, or IB_HMM_IMPLICIT_START
- * @length: length in bytes, or IB_HMM_IMPLICIT_LENGTH for an implicit MR
- * @access: enum ib_hmm_access bits; IB_HMM_ACCESS_LOCAL_READ is implied
- *
- * Finds or creates the mirror and adds a view on it. Nothing is faulted and
- * no table memory is allocated, whatever the size of the range.
- *
- * Context: process context, may sleep.
- * Return: the MR, or ERR_PTR(-EINVAL) for a zero length, a range that wraps
- * or ends beyond the user address space, or unknown access bits;
- * ERR_PTR(-ENOMEM); ERR_PTR(-EFAULT) if the process of @mm has exited.
- */
-struct ib_hmm_mr *ib_hmm_mr_create(const void *owner, struct mm_struct *mm,
-				   u64 start, u64 length, unsigned int access)
+/* ib_hmm_mr_create() and ib_hmm_mr_create_dma(); @dma_dev may be NULL. */
+static struct ib_hmm_mr *ib_hmm_mr_new(const void *owner, struct mm_struct *mm,
+				       struct device *dma_dev, u64 start,
+				       u64 length, unsigned int access)
 {
 	bool implicit = start == IB_HMM_IMPLICIT_START &&
 			length == IB_HMM_IMPLICIT_LENGTH;
@@ -66,7 +52,7 @@ struct ib_hmm_mr *ib_hmm_mr_create(const void *owner, struct mm_struct *mm,
 	mr = kzalloc_obj(*mr, GFP_KERNEL);
 	if (!mr)
 		return ERR_PTR(-ENOMEM);
-	m = ib_hmm_mirror_get(owner, mm);
+	m = ib_hmm_mirror_get(owner, mm, dma_dev);
 	if (IS_ERR(m)) {
 		kfree(mr);
 		return ERR_CAST(m);
@@ -82,8 +68,64 @@ struct ib_hmm_mr *ib_hmm_mr_create(const void *owner, struct mm_struct *mm,
 	atomic64_inc(&ib_hmm_stats.mrs);
 	return mr;
 }
+
+/**
+ * ib_hmm_mr_create() - create an MR view on the mirror of (@owner, @mm)
+ * @owner: opaque owner, e.g. the driver's struct ib_device
+ * @mm: the address space the MR maps (the registering process's)
+ * @start: first virtual address, or IB_HMM_IMPLICIT_START
+ * @length: length in bytes, or IB_HMM_IMPLICIT_LENGTH for an implicit MR
+ * @access: enum ib_hmm_access bits; IB_HMM_ACCESS_LOCAL_READ is implied
+ *
+ * Finds or creates the mirror (one without a DMA device) and adds a view on
+ * it. Nothing is faulted and no table memory is allocated, whatever the
+ * size of the range.
+ *
+ * Context: process context, may sleep.
+ * Return: the MR, or ERR_PTR(-EINVAL) for a zero length, a range that wraps
+ * or ends beyond the user address space, or unknown access bits;
+ * ERR_PTR(-ENOMEM); ERR_PTR(-EFAULT) if the process of @mm has exited.
+ */
+struct ib_hmm_mr *ib_hmm_mr_create(const void *owner, struct mm_struct *mm,
+				   u64 start, u64 length, unsigned int access)
+{
+	return ib_hmm_mr_new(owner, mm, NULL, start, length, access);
+}
 EXPORT_SYMBOL_GPL(ib_hmm_mr_create);
 ALLOW_ERROR_INJECTION(ib_hmm_mr_create, ERRNO);
+
+/**
+ * ib_hmm_mr_create_dma() - create an MR view on a DMA mirror
+ * @owner: opaque owner, e.g. the driver's struct ib_device
+ * @mm: the address space the MR maps
+ * @dma_dev: the device that will DMA to and from the MR's pages
+ * @start: first virtual address, or IB_HMM_IMPLICIT_START
+ * @length: length in bytes, or IB_HMM_IMPLICIT_LENGTH for an implicit MR
+ * @access: enum ib_hmm_access bits; IB_HMM_ACCESS_LOCAL_READ is implied
+ *
+ * As ib_hmm_mr_create(), on the mirror of (@owner, @mm, @dma_dev): every
+ * page that becomes present in it is also mapped for @dma_dev, and unmapped
+ * before the invalidation that removes it returns. The mapping is one IOVA
+ * range per 2 MiB where the two-step IOVA API serves @dma_dev (see
+ * ib_hmm_dma_uses_iova()), else dma_map_page() per entry; read-only entries
+ * are mapped DMA_TO_DEVICE. Use ib_hmm_mr_dma_walk() or
+ * ib_hmm_mr_dma_lookup() for the addresses. The driver keeps @dma_dev bound
+ * until its last MR on it is destroyed.
+ *
+ * Context: process context, may sleep.
+ * Return: the MR, or the errors of ib_hmm_mr_create(); ERR_PTR(-EINVAL) if
+ * @dma_dev is NULL.
+ */
+struct ib_hmm_mr *ib_hmm_mr_create_dma(const void *owner,
+				       struct mm_struct *mm,
+				       struct device *dma_dev, u64 start,
+				       u64 length, unsigned int access)
+{
+	if (!dma_dev)
+		return ERR_PTR(-EINVAL);
+	return ib_hmm_mr_new(owner, mm, dma_dev, start, length, access);
+}
+EXPORT_SYMBOL_GPL(ib_hmm_mr_create_dma);
 
 /**
  * ib_hmm_mr_destroy() - destroy an MR view
@@ -519,3 +561,107 @@ int ib_hmm_mr_snapshot(struct ib_hmm_mr *mr, u64 iova, u64 npages, u8 *state)
 	return 0;
 }
 EXPORT_SYMBOL_GPL(ib_hmm_mr_snapshot);
+
+/**
+ * ib_hmm_mr_dma_walk() - the DMA addresses of the present pages of a range
+ * @mr: an MR created by ib_hmm_mr_create_dma()
+ * @iova: address of the first page (rounded down to a page)
+ * @npages: number of 4 KiB pages
+ * @fn: called for each present page, in address order, with the page's
+ *	address, its DMA address and IB_HMM_PAGE_* flags (WRITE: the device
+ *	may write it); a non-zero return ends the walk
+ * @priv: passed to @fn
+ *
+ * Nothing is faulted (ib_hmm_mr_prefetch() does that). The walk holds
+ * mirror->lock, which every invalidation takes before it unmaps: what @fn
+ * is given stays mapped until the walk returns, and a driver that records
+ * the addresses (device page tables) from @fn must drop them in its own
+ * invalidation path after that. @fn must not sleep for long, allocate with
+ * reclaim, or call into ib_hmm.
+ *
+ * Context: may sleep; takes mirror->lock.
+ * Return: 0, or what @fn returned; -EOPNOTSUPP if @mr has no DMA device;
+ * -EFAULT if the pages are not all inside the MR's range.
+ */
+int ib_hmm_mr_dma_walk(struct ib_hmm_mr *mr, u64 iova, u64 npages,
+		       ib_hmm_dma_fn fn, void *priv)
+{
+	struct ib_hmm_mirror *m = mr->mirror;
+	u64 addr = iova & PAGE_MASK, len, end, e, i;
+	unsigned int flags;
+	dma_addr_t dma;
+	int ret = 0;
+
+	if (!m->table.dma_dev)
+		return -EOPNOTSUPP;
+	if (check_mul_overflow(npages, (u64)PAGE_SIZE, &len) ||
+	    check_add_overflow(addr, len, &end) ||
+	    addr < (mr->start & PAGE_MASK) || end > ALIGN(mr->end, PAGE_SIZE))
+		return -EFAULT;
+
+	mutex_lock(&m->lock);
+	for (i = 0; i < npages && !ret; i++, addr += PAGE_SIZE) {
+		e = ib_hmm_table_lookup_dma(&m->table, &m->lock, addr, &dma);
+		if (!(e & IB_HMM_E_VALID))
+			continue;
+		flags = IB_HMM_PAGE_VALID;
+		if (e & IB_HMM_E_WRITE)
+			flags |= IB_HMM_PAGE_WRITE;
+		if (e & IB_HMM_E_HUGE)
+			flags |= IB_HMM_PAGE_HUGE;
+		ret = fn(priv, addr, dma, flags);
+	}
+	mutex_unlock(&m->lock);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(ib_hmm_mr_dma_walk);
+
+struct ib_hmm_dma_lookup {
+	u64 start;
+	dma_addr_t *dma;
+	u64 found;
+};
+
+static int ib_hmm_dma_lookup_one(void *priv, u64 addr, dma_addr_t dma,
+				 unsigned int flags)
+{
+	struct ib_hmm_dma_lookup *l = priv;
+
+	l->dma[(addr - l->start) >> PAGE_SHIFT] = dma;
+	l->found++;
+	return 0;
+}
+
+/**
+ * ib_hmm_mr_dma_lookup() - a snapshot of the DMA addresses of a range
+ * @mr: an MR created by ib_hmm_mr_create_dma()
+ * @iova: address of the first page (rounded down to a page)
+ * @npages: number of 4 KiB pages
+ * @dma: @npages addresses, set to each page's DMA address, or to
+ *	DMA_MAPPING_ERROR where no page is present
+ *
+ * A snapshot: an invalidation may unmap the pages as soon as this returns.
+ * A driver that must keep the addresses consistent with invalidations uses
+ * ib_hmm_mr_dma_walk().
+ *
+ * Context: may sleep; takes mirror->lock.
+ * Return: the number of present pages; -EOPNOTSUPP if @mr has no DMA
+ * device; -EFAULT if the pages are not all inside the MR's range.
+ */
+s64 ib_hmm_mr_dma_lookup(struct ib_hmm_mr *mr, u64 iova, u64 npages,
+			 dma_addr_t *dma)
+{
+	struct ib_hmm_dma_lookup l = { .start = iova & PAGE_MASK, .dma = dma };
+	u64 i;
+	int ret;
+
+	if (!mr->mirror->table.dma_dev)
+		return -EOPNOTSUPP;
+	if (npages > U64_MAX / PAGE_SIZE)
+		return -EFAULT;
+	for (i = 0; i < npages; i++)
+		dma[i] = DMA_MAPPING_ERROR;
+	ret = ib_hmm_mr_dma_walk(mr, iova, npages, ib_hmm_dma_lookup_one, &l);
+	return ret ? ret : l.found;
+}
+EXPORT_SYMBOL_GPL(ib_hmm_mr_dma_lookup);

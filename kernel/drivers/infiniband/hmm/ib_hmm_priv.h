@@ -39,6 +39,13 @@
  *   granule's stripe held for write.
  * - No lock is held across hmm_range_fault() except the mmap read lock, and
  *   the mmap lock is dropped before mirror->lock is taken.
+ * - DMA mirrors (ib_hmm_dma.c) map an entry for their device under
+ *   mirror->lock before storing it, and unmap it in the zap, under
+ *   mirror->lock and the granule's stripe (write), before the entry's page
+ *   is marked dirty and before the invalidate callback returns. The DMA API
+ *   maps with GFP_ATOMIC and never sleeps here. DMA addresses are read
+ *   under mirror->lock (ib_hmm_mr_dma_walk()), never locklessly: a device
+ *   whose driver recorded them must drop them in its invalidation path.
  */
 #ifndef _IB_HMM_PRIV_H
 #define _IB_HMM_PRIV_H
@@ -46,6 +53,7 @@
 #include <linux/atomic.h>
 #include <linux/bits.h>
 #include <linux/completion.h>
+#include <linux/dma-mapping.h>
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
@@ -97,6 +105,24 @@ static inline unsigned long ib_hmm_entry_pfn(u64 entry)
 	return entry >> PAGE_SHIFT;
 }
 
+/*
+ * DMA mirrors (ib_hmm_dma.c) keep DMA state beside the slots, in the pages
+ * that follow a node's first page (nodes then are compound pages):
+ * - a level 1 node has one struct ib_hmm_dma_gran per slot (granule);
+ * - in page mode a leaf has one dma_addr_t per slot; in IOVA mode a leaf is
+ *   a single page, as in mirrors without a device.
+ * Interior nodes above level 1 never have any.
+ */
+struct ib_hmm_dma_gran {
+	dma_addr_t addr;		/* page mode: a huge entry's mapping */
+#ifdef IB_HMM_HAVE_DMA_IOVA
+	struct dma_iova_state iova;	/* IOVA mode: the granule's range */
+#endif
+};
+
+/* Spare leaf and level 1 nodes of DMA tables (more than a page each). */
+#define IB_HMM_SPARE_BIG	2
+
 struct ib_hmm_table {
 	u64 root;			/* mirror->lock (write), RCU (read) */
 	unsigned int levels;		/* constant */
@@ -104,8 +130,25 @@ struct ib_hmm_table {
 	unsigned long bytes;		/* mirror->lock; READ_ONCE to read */
 	unsigned int nr_spare;		/* mirror->lock */
 	void *spare[IB_HMM_SPARE_NODES];	/* mirror->lock */
+	struct device *dma_dev;		/* constant; NULL: no DMA mapping */
+	bool dma_iova;			/* constant: IOVA mode */
+	unsigned int order[2];		/* constant: leaf, level 1 page order */
+	unsigned int nr_spare_big[2];	/* mirror->lock; per order[] */
+	void *spare_big[2][IB_HMM_SPARE_BIG];	/* mirror->lock */
 	struct rw_semaphore stripe[IB_HMM_NR_STRIPES];
 };
+
+/* The DMA state of the granules of level 1 node @node of a DMA table. */
+static inline struct ib_hmm_dma_gran *ib_hmm_node_grans(u64 *node)
+{
+	return (struct ib_hmm_dma_gran *)(node + IB_HMM_LEVEL_SLOTS);
+}
+
+/* The DMA addresses of the pages of leaf @leaf (page mode). */
+static inline dma_addr_t *ib_hmm_leaf_dma(u64 *leaf)
+{
+	return (dma_addr_t *)(leaf + IB_HMM_LEVEL_SLOTS);
+}
 
 /* Called for each zapped entry, under mirror->lock. */
 typedef void (*ib_hmm_zap_fn)(void *priv, u64 start, u64 end);
@@ -120,6 +163,8 @@ int ib_hmm_table_zap(struct ib_hmm_table *t, struct mutex *lock, u64 start,
 		     u64 end, bool blockable, ib_hmm_zap_fn fn, void *priv);
 u64 ib_hmm_table_count(struct ib_hmm_table *t, struct mutex *lock, u64 start,
 		       u64 end);
+u64 ib_hmm_table_lookup_dma(struct ib_hmm_table *t, struct mutex *lock,
+			    u64 addr, dma_addr_t *dma);
 bool ib_hmm_table_refill(struct ib_hmm_table *t, struct mutex *lock);
 
 static inline struct rw_semaphore *ib_hmm_table_stripe(struct ib_hmm_table *t,
@@ -144,7 +189,20 @@ static inline void ib_hmm_stripe_read_lock(struct rw_semaphore *sem)
 }
 
 /* ------------------------------------------------------------------------
- * ib_hmm_mirror.c: one mirror per (owner, mm).
+ * ib_hmm_dma.c: mapping for the device of a DMA mirror, under mirror->lock.
+ */
+void ib_hmm_dma_table_init(struct ib_hmm_table *t, struct device *dev);
+int ib_hmm_dma_map(struct ib_hmm_table *t, struct ib_hmm_dma_gran *g,
+		   dma_addr_t *addr, u64 off, unsigned long pfn, size_t size,
+		   bool write);
+void ib_hmm_dma_unmap(struct ib_hmm_table *t, struct ib_hmm_dma_gran *g,
+		      dma_addr_t *addr, u64 off, size_t size, bool write);
+void ib_hmm_dma_gran_free(struct ib_hmm_table *t, struct ib_hmm_dma_gran *g);
+dma_addr_t ib_hmm_dma_gran_base(struct ib_hmm_table *t,
+				struct ib_hmm_dma_gran *g);
+
+/* ------------------------------------------------------------------------
+ * ib_hmm_mirror.c: one mirror per (owner, mm, DMA device or NULL).
  */
 struct ib_hmm_mirror {
 	struct hlist_node hnode;	/* ib_hmm_mirrors_lock */
@@ -160,7 +218,8 @@ struct ib_hmm_mirror {
 };
 
 struct ib_hmm_mirror *ib_hmm_mirror_get(const void *owner,
-					struct mm_struct *mm);
+					struct mm_struct *mm,
+					struct device *dma_dev);
 void ib_hmm_mirror_put(struct ib_hmm_mirror *m);
 void ib_hmm_mirror_add_mr(struct ib_hmm_mirror *m, struct ib_hmm_mr *mr);
 void ib_hmm_mirror_del_mr(struct ib_hmm_mirror *m, struct ib_hmm_mr *mr);
@@ -232,6 +291,8 @@ struct ib_hmm_global_stats {
 	atomic64_t faults;
 	atomic64_t invalidations;
 	atomic64_t table_bytes;
+	atomic64_t dma_mapped_pages;
+	atomic64_t dma_iova_ranges;
 };
 
 extern struct ib_hmm_global_stats ib_hmm_stats;

@@ -114,6 +114,11 @@ static int ib_hmm_stats_show(struct seq_file *s, void *unused)
 		   atomic64_read(&ib_hmm_stats.invalidations));
 	seq_printf(s, "table_bytes: %lld\n",
 		   atomic64_read(&ib_hmm_stats.table_bytes));
+	/* DMA mirrors: pages mapped for devices, IOVA ranges held. */
+	seq_printf(s, "dma_mapped_pages: %lld\n",
+		   atomic64_read(&ib_hmm_stats.dma_mapped_pages));
+	seq_printf(s, "dma_iova_ranges: %lld\n",
+		   atomic64_read(&ib_hmm_stats.dma_iova_ranges));
 	/* What one mirror and one MR take from kmalloc, tables aside. */
 	seq_printf(s, "mirror_struct_bytes: %zu\n",
 		   kmalloc_size_roundup(sizeof(struct ib_hmm_mirror)));

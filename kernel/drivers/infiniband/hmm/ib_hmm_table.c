@@ -18,6 +18,11 @@
  *
  * Writers (install, zap) hold mirror->lock; readers walk with READ_ONCE()
  * under rcu_read_lock() (see Locking in ib_hmm_priv.h).
+ *
+ * The table of a DMA mirror (t->dma_dev) also maps every entry it installs
+ * for that device and unmaps every entry it zaps, under the granule's
+ * stripe, through ib_hmm_dma.c; its leaf and level 1 nodes carry the DMA
+ * state in extra pages after the slots (see struct ib_hmm_dma_gran).
  */
 #include <linux/error-injection.h>
 #include <linux/gfp.h>
@@ -52,6 +57,17 @@ static inline void ib_hmm_slot_publish(u64 *slot, u64 *node)
 {
 	/* Pairs with READ_ONCE() in ib_hmm_table_lookup(): node is zeroed. */
 	smp_store_release(slot, (u64)(unsigned long)node);
+}
+
+/*
+ * DMA tables: the DMA state of the granule of level 1 slot @slot (the node
+ * starts at the slot's page).
+ */
+static inline struct ib_hmm_dma_gran *ib_hmm_slot_gran(u64 *slot)
+{
+	u64 *node = PTR_ALIGN_DOWN(slot, PAGE_SIZE);
+
+	return &ib_hmm_node_grans(node)[slot - node];
 }
 
 /* The root word: the root node's address, its level in the low bits. */
@@ -116,6 +132,12 @@ void ib_hmm_table_init(struct ib_hmm_table *t, u64 task_size)
 	t->limit = 1ULL << ib_hmm_level_shift(levels);
 	t->bytes = 0;
 	t->nr_spare = 0;
+	t->dma_dev = NULL;
+	t->dma_iova = false;
+	t->order[0] = 0;
+	t->order[1] = 0;
+	t->nr_spare_big[0] = 0;
+	t->nr_spare_big[1] = 0;
 	for (i = 0; i < IB_HMM_NR_STRIPES; i++)
 		init_rwsem(&t->stripe[i]);
 }
@@ -126,16 +148,47 @@ static void ib_hmm_table_account(struct ib_hmm_table *t, long delta)
 	atomic64_add(delta, &ib_hmm_stats.table_bytes);
 }
 
-static u64 *ib_hmm_node_alloc(struct ib_hmm_table *t)
+/* Page order of the nodes at @level: above 0 only for DMA tables. */
+static inline unsigned int ib_hmm_node_order(struct ib_hmm_table *t,
+					     unsigned int level)
 {
+	return level <= 1 ? t->order[level] : 0;
+}
+
+static inline unsigned long ib_hmm_node_bytes(const u64 *node)
+{
+	return PAGE_SIZE << compound_order(virt_to_page(node));
+}
+
+/* A zeroed node of @order pages (compound when @order > 0). */
+static u64 *ib_hmm_node_get_pages(unsigned int order, gfp_t gfp)
+{
+	if (order)
+		gfp |= __GFP_COMP;
+	return (u64 *)__get_free_pages(gfp | __GFP_ZERO, order);
+}
+
+static void ib_hmm_node_free_pages(u64 *node)
+{
+	struct page *page = virt_to_page(node);
+
+	set_page_private(page, 0);
+	__free_pages(page, compound_order(page));
+}
+
+static u64 *ib_hmm_node_alloc(struct ib_hmm_table *t, unsigned int level)
+{
+	unsigned int order = ib_hmm_node_order(t, level);
 	u64 *node;
 
-	if (t->nr_spare)
+	if (order && t->nr_spare_big[level])
+		node = t->spare_big[level][--t->nr_spare_big[level]];
+	else if (!order && t->nr_spare)
 		node = t->spare[--t->nr_spare];
 	else
-		node = (u64 *)get_zeroed_page(GFP_NOWAIT | __GFP_NOWARN);
+		node = ib_hmm_node_get_pages(order, GFP_NOWAIT | __GFP_NOWARN);
 	if (node)
-		ib_hmm_table_account(t, PAGE_SIZE);
+		ib_hmm_table_account(t, PAGE_SIZE << order);
 	return node;
 }
 
@@ -143,8 +196,7 @@ static void ib_hmm_node_free_rcu(struct rcu_head *head)
 {
 	struct page *page = container_of(head, struct page, rcu_head);
 
-	set_page_private(page, 0);
-	__free_page(page);
+	ib_hmm_node_free_pages(page_address(page));
 }
 
 /*
@@ -154,7 +206,7 @@ static void ib_hmm_node_free_rcu(struct rcu_head *head)
 static void ib_hmm_node_unlink(struct ib_hmm_table *t, u64 *slot, u64 *node)
 {
 	WRITE_ONCE(*slot, 0);
-	ib_hmm_table_account(t, -(long)PAGE_SIZE);
+	ib_hmm_table_account(t, -(long)ib_hmm_node_bytes(node));
 	call_rcu(&virt_to_page(node)->rcu_head, ib_hmm_node_free_rcu);
 }
 
@@ -163,7 +215,8 @@ static bool ib_hmm_node_empty(const u64 *node)
 	return !memchr_inv(node, 0, PAGE_SIZE);
 }
 
-static void ib_hmm_node_destroy(u64 *node, unsigned int level)
+static void ib_hmm_node_destroy(struct ib_hmm_table *t, u64 *node,
+				unsigned int level)
 {
 	unsigned int i;
 	u64 v;
@@ -171,10 +224,12 @@ static void ib_hmm_node_destroy(u64 *node, unsigned int level)
 	for (i = 0; level && i < IB_HMM_LEVEL_SLOTS; i++) {
 		v = node[i];
 		if (v && !ib_hmm_slot_is_entry(v))
-			ib_hmm_node_destroy(ib_hmm_slot_node(v), level - 1);
+			ib_hmm_node_destroy(t, ib_hmm_slot_node(v), level - 1);
+		/* Mappings are gone (ib_hmm_table_unmap_all()); ranges too. */
+		if (level == 1 && t->dma_dev)
+			ib_hmm_dma_gran_free(t, &ib_hmm_node_grans(node)[i]);
 	}
-	set_page_private(virt_to_page(node), 0);
-	free_page((unsigned long)node);
+	ib_hmm_node_free_pages(node);
 }
 
 /**
@@ -183,13 +238,20 @@ static void ib_hmm_node_destroy(u64 *node, unsigned int level)
  */
 void ib_hmm_table_destroy(struct ib_hmm_table *t)
 {
+	unsigned int l, n;
+
 	if (t->root)
-		ib_hmm_node_destroy(ib_hmm_root_node(t->root),
+		ib_hmm_node_destroy(t, ib_hmm_root_node(t->root),
 				    ib_hmm_root_level(t->root));
 	t->root = 0;
 	ib_hmm_table_account(t, -(long)t->bytes);
 	while (t->nr_spare)
 		free_page((unsigned long)t->spare[--t->nr_spare]);
+	for (l = 0; l < 2; l++)
+		while (t->nr_spare_big[l]) {
+			n = --t->nr_spare_big[l];
+			ib_hmm_node_free_pages(t->spare_big[l][n]);
+		}
 }
 
 /**
@@ -207,8 +269,8 @@ void ib_hmm_table_destroy(struct ib_hmm_table *t)
  */
 bool ib_hmm_table_refill(struct ib_hmm_table *t, struct mutex *lock)
 {
-	void *nodes[IB_HMM_SPARE_NODES];
-	unsigned int n;
+	void *nodes[IB_HMM_SPARE_NODES], *big[2][IB_HMM_SPARE_BIG];
+	unsigned int n, nb[2] = { 0, 0 }, l;
 	bool ok;
 
 	for (n = 0; n < IB_HMM_SPARE_NODES; n++) {
@@ -216,13 +278,33 @@ bool ib_hmm_table_refill(struct ib_hmm_table *t, struct mutex *lock)
 		if (!nodes[n])
 			break;
 	}
+	/* DMA tables: leaf and level 1 nodes of more than one page. */
+	for (l = 0; l < 2; l++) {
+		if (!t->order[l])
+			continue;
+		for (; nb[l] < IB_HMM_SPARE_BIG; nb[l]++) {
+			big[l][nb[l]] = ib_hmm_node_get_pages(t->order[l],
+							      GFP_KERNEL);
+			if (!big[l][nb[l]])
+				break;
+		}
+	}
 	mutex_lock(lock);
 	while (n && t->nr_spare < IB_HMM_SPARE_NODES)
 		t->spare[t->nr_spare++] = nodes[--n];
 	ok = t->nr_spare > 0;
+	for (l = 0; l < 2; l++) {
+		while (nb[l] && t->nr_spare_big[l] < IB_HMM_SPARE_BIG)
+			t->spare_big[l][t->nr_spare_big[l]++] = big[l][--nb[l]];
+		if (t->order[l] && !t->nr_spare_big[l])
+			ok = false;
+	}
 	mutex_unlock(lock);
 	while (n)
 		free_page((unsigned long)nodes[--n]);
+	for (l = 0; l < 2; l++)
+		while (nb[l])
+			ib_hmm_node_free_pages(big[l][--nb[l]]);
 	return ok;
 }
 
@@ -265,6 +347,59 @@ u64 ib_hmm_table_lookup(struct ib_hmm_table *t, u64 addr)
 	return READ_ONCE(ib_hmm_slot_node(v)[ib_hmm_slot_index(addr, 0)]);
 }
 
+/**
+ * ib_hmm_table_lookup_dma() - the entry and DMA address of the page at @addr
+ * @t: a DMA table
+ * @lock: mirror->lock, held
+ * @addr: a user virtual address
+ * @dma: set to the device's address of the page when it is present
+ *
+ * Context: mirror->lock held: the mapping stays until the lock is dropped.
+ * Return: as ib_hmm_table_lookup().
+ */
+u64 ib_hmm_table_lookup_dma(struct ib_hmm_table *t, struct mutex *lock,
+			    u64 addr, dma_addr_t *dma)
+{
+	u64 off = addr & (IB_HMM_GRANULE_SIZE - 1) & PAGE_MASK;
+	unsigned int level, idx;
+	struct ib_hmm_dma_gran *g;
+	u64 root, *node, *leaf, v;
+
+	lockdep_assert_held(lock);
+	root = t->root;
+	if (!t->dma_dev || addr >= t->limit || !root)
+		return 0;
+	node = ib_hmm_root_node(root);
+	level = ib_hmm_root_level(root);
+	if (!ib_hmm_same_span(addr, ib_hmm_root_base(node), level))
+		return 0;
+	for (; level > 1; level--) {
+		v = node[ib_hmm_slot_index(addr, level)];
+		if (!v)
+			return 0;
+		node = ib_hmm_slot_node(v);
+	}
+	idx = ib_hmm_slot_index(addr, 1);
+	v = node[idx];
+	g = &ib_hmm_node_grans(node)[idx];
+	if (!v)
+		return 0;
+	if (ib_hmm_slot_is_entry(v)) {
+		*dma = ib_hmm_dma_gran_base(t, g) + off;
+		return v + ((u64)ib_hmm_slot_index(addr, 0) << PAGE_SHIFT);
+	}
+	leaf = ib_hmm_slot_node(v);
+	idx = ib_hmm_slot_index(addr, 0);
+	v = leaf[idx];
+	if (!(v & IB_HMM_E_VALID))
+		return 0;
+	if (t->dma_iova)
+		*dma = ib_hmm_dma_gran_base(t, g) + off;
+	else
+		*dma = ib_hmm_leaf_dma(leaf)[idx];
+	return v;
+}
+
 /*
  * Make the root's span hold @addr: create a level 1 root for an empty table,
  * else add parents above the root until its span holds @addr. Each step
@@ -276,7 +411,7 @@ static int ib_hmm_root_cover(struct ib_hmm_table *t, u64 addr)
 	u64 *node, *parent, base;
 
 	if (!t->root) {
-		node = ib_hmm_node_alloc(t);
+		node = ib_hmm_node_alloc(t, 1);
 		if (!node)
 			return -ENOMEM;
 		ib_hmm_root_publish(t, node, 1, ib_hmm_span_base(addr, 1));
@@ -291,7 +426,7 @@ static int ib_hmm_root_cover(struct ib_hmm_table *t, u64 addr)
 		/* The top level spans the whole table and addr < t->limit. */
 		if (WARN_ON_ONCE(level + 1 >= t->levels))
 			return -EFAULT;
-		parent = ib_hmm_node_alloc(t);
+		parent = ib_hmm_node_alloc(t, level + 1);
 		if (!parent)
 			return -ENOMEM;
 		parent[ib_hmm_slot_index(base, level + 1)] =
@@ -313,7 +448,7 @@ static u64 *ib_hmm_table_walk_alloc(struct ib_hmm_table *t, u64 addr)
 	root_slot = (u64)(unsigned long)ib_hmm_root_node(t->root);
 	for (level = ib_hmm_root_level(t->root); level >= 1; level--) {
 		if (!*slot) {
-			node = ib_hmm_node_alloc(t);
+			node = ib_hmm_node_alloc(t, level);
 			if (!node)
 				return NULL;
 			ib_hmm_slot_publish(slot, node);
@@ -322,6 +457,21 @@ static u64 *ib_hmm_table_walk_alloc(struct ib_hmm_table *t, u64 addr)
 		slot = &node[ib_hmm_slot_index(addr, level)];
 	}
 	return slot;
+}
+
+/*
+ * DMA tables: replace the mapping of entry @old (if valid) by one of entry
+ * @new, for @size bytes at @off in granule @g (@addr: where page mode keeps
+ * the DMA address). The entry changes only if both succeed.
+ */
+static int ib_hmm_table_dma_remap(struct ib_hmm_table *t,
+				  struct ib_hmm_dma_gran *g, dma_addr_t *addr,
+				  u64 off, size_t size, u64 old, u64 new)
+{
+	if (old & IB_HMM_E_VALID)
+		ib_hmm_dma_unmap(t, g, addr, off, size, old & IB_HMM_E_WRITE);
+	return ib_hmm_dma_map(t, g, addr, off, ib_hmm_entry_pfn(new), size,
+			      new & IB_HMM_E_WRITE);
 }
 
 /**
@@ -338,18 +488,26 @@ static u64 *ib_hmm_table_walk_alloc(struct ib_hmm_table *t, u64 addr)
  * A mapping of order >= 9 becomes one HUGE entry covering the whole 2 MiB
  * granule of @addr, unless that granule already has a leaf.
  *
+ * In a DMA table the entry is mapped for the device before it is stored;
+ * an entry that changes (another page, or WRITE added) is unmapped and
+ * mapped again, so a device must look its DMA address up again after a
+ * fault (page mode gives it a new one).
+ *
  * Context: mirror->lock held, after a successful mmu_interval_read_retry().
  * Does not sleep.
  * Return: the number of pages from @addr on that are now covered (>= 1),
  * -ENOMEM if a node could not be allocated without sleeping, -EFAULT if
- * @addr is beyond the table.
+ * @addr is beyond the table, -EIO if the DMA mapping failed (the page is
+ * then not present).
  */
 int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 			 unsigned long pfn, unsigned int order, bool write,
 			 u64 *made_present)
 {
 	unsigned int idx = ib_hmm_slot_index(addr, 0);
+	struct ib_hmm_dma_gran *g = NULL;
 	u64 *slot, *leaf, old, new;
+	int ret;
 
 	lockdep_assert_held(lock);
 	if (addr >= t->limit)
@@ -358,6 +516,8 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 	if (!slot)
 		return -ENOMEM;
 	old = *slot;
+	if (t->dma_dev)
+		g = ib_hmm_slot_gran(slot);
 
 	if (order >= IB_HMM_LEVEL_BITS &&
 	    (!old || ib_hmm_slot_is_entry(old))) {
@@ -366,6 +526,16 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 		/* A read fault does not take WRITE away from the same page. */
 		if (!write && old == (new | IB_HMM_E_WRITE))
 			new = old;
+		if (g && new != old) {
+			ret = ib_hmm_table_dma_remap(t, g, &g->addr, 0,
+						     IB_HMM_GRANULE_SIZE, old,
+						     new);
+			if (ret) {
+				WRITE_ONCE(*slot, 0);
+				ib_hmm_dma_gran_free(t, g);
+				return ret;
+			}
+		}
 		if (!old)
 			*made_present += IB_HMM_GRANULE_PAGES;
 		WRITE_ONCE(*slot, new);
@@ -374,9 +544,12 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 
 	if (!old || ib_hmm_slot_is_entry(old)) {
 		/* A stale huge entry cannot survive a split; be safe anyway. */
-		leaf = ib_hmm_node_alloc(t);
+		leaf = ib_hmm_node_alloc(t, 0);
 		if (!leaf)
 			return -ENOMEM;
+		if (g && old)
+			ib_hmm_dma_unmap(t, g, &g->addr, 0, IB_HMM_GRANULE_SIZE,
+					 old & IB_HMM_E_WRITE);
 		ib_hmm_slot_publish(slot, leaf);
 	} else {
 		leaf = ib_hmm_slot_node(old);
@@ -386,6 +559,17 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 	      (write ? IB_HMM_E_WRITE : 0);
 	if (!write && old == (new | IB_HMM_E_WRITE))
 		new = old;
+	if (g && new != old) {
+		ret = ib_hmm_table_dma_remap(t, g,
+					     t->dma_iova ? NULL :
+					     &ib_hmm_leaf_dma(leaf)[idx],
+					     (u64)idx << PAGE_SHIFT, PAGE_SIZE,
+					     old, new);
+		if (ret) {
+			WRITE_ONCE(leaf[idx], 0);
+			return ret;
+		}
+	}
 	if (!(old & IB_HMM_E_VALID))
 		(*made_present)++;
 	WRITE_ONCE(leaf[idx], new);
@@ -416,22 +600,55 @@ static void ib_hmm_entry_dirty(u64 entry)
 		folio_mark_dirty(pfn_folio(ib_hmm_entry_pfn(entry)));
 }
 
+/*
+ * DMA tables: unmap the run of entries [@first, @last] of a leaf, which all
+ * have WRITE as @write: one unlink for the run in IOVA mode, one unmap per
+ * page in page mode.
+ */
+static void ib_hmm_zap_dma_run(struct ib_hmm_table *t,
+			       struct ib_hmm_dma_gran *g, u64 *leaf,
+			       unsigned int first, unsigned int last,
+			       bool write)
+{
+	unsigned int i;
+
+	if (t->dma_iova) {
+		ib_hmm_dma_unmap(t, g, NULL, (u64)first << PAGE_SHIFT,
+				 (size_t)(last - first + 1) << PAGE_SHIFT,
+				 write);
+		return;
+	}
+	for (i = first; i <= last; i++)
+		ib_hmm_dma_unmap(t, g, &ib_hmm_leaf_dma(leaf)[i],
+				 (u64)i << PAGE_SHIFT, PAGE_SIZE, write);
+}
+
 /* Zap [z->start, z->end) within the granule at @base, under its stripe. */
 static int ib_hmm_zap_granule(struct ib_hmm_zap *z, u64 *slot, u64 base)
 {
 	struct rw_semaphore *sem = ib_hmm_table_stripe(z->t, base);
+	struct ib_hmm_dma_gran *g = NULL;
+	unsigned int i, j, last;
 	u64 s, e, v, *leaf;
-	unsigned int i, last;
+	bool write;
 
 	if (z->blockable)
 		down_write(sem);
 	else if (!down_write_trylock(sem))
 		return -EAGAIN;
 
+	if (z->t->dma_dev)
+		g = ib_hmm_slot_gran(slot);
 	v = *slot;
 	if (ib_hmm_slot_is_entry(v)) {
 		/* Any change inside a huge mapping drops all of it. */
 		WRITE_ONCE(*slot, 0);
+		if (g) {
+			ib_hmm_dma_unmap(z->t, g, &g->addr, 0,
+					 IB_HMM_GRANULE_SIZE,
+					 v & IB_HMM_E_WRITE);
+			ib_hmm_dma_gran_free(z->t, g);
+		}
 		ib_hmm_entry_dirty(v);
 		z->fn(z->priv, base, base + IB_HMM_GRANULE_SIZE);
 		goto unlock;
@@ -440,18 +657,38 @@ static int ib_hmm_zap_granule(struct ib_hmm_zap *z, u64 *slot, u64 base)
 	s = max(z->start, base);
 	e = min(z->end, base + IB_HMM_GRANULE_SIZE);
 	last = ib_hmm_slot_index(e - 1, 0);
-	for (i = ib_hmm_slot_index(s, 0); i <= last; i++) {
+	i = ib_hmm_slot_index(s, 0);
+	while (i <= last) {
 		v = leaf[i];
-		if (!(v & IB_HMM_E_VALID))
+		if (!(v & IB_HMM_E_VALID)) {
+			i++;
 			continue;
-		WRITE_ONCE(leaf[i], 0);
-		ib_hmm_entry_dirty(v);
-		z->fn(z->priv, base + ((u64)i << PAGE_SHIFT),
-		      base + ((u64)(i + 1) << PAGE_SHIFT));
+		}
+		/*
+		 * A run of present entries alike in WRITE: the device loses
+		 * them (DMA tables) before they are marked dirty.
+		 */
+		write = v & IB_HMM_E_WRITE;
+		for (j = i + 1; j <= last; j++)
+			if (!(leaf[j] & IB_HMM_E_VALID) ||
+			    !!(leaf[j] & IB_HMM_E_WRITE) != write)
+				break;
+		if (g)
+			ib_hmm_zap_dma_run(z->t, g, leaf, i, j - 1, write);
+		for (; i < j; i++) {
+			v = leaf[i];
+			WRITE_ONCE(leaf[i], 0);
+			ib_hmm_entry_dirty(v);
+			z->fn(z->priv, base + ((u64)i << PAGE_SHIFT),
+			      base + ((u64)(i + 1) << PAGE_SHIFT));
+		}
 	}
 	/* Freeing may not wait; the leaf is freed under its stripe. */
-	if (z->blockable && ib_hmm_node_empty(leaf))
+	if (z->blockable && ib_hmm_node_empty(leaf)) {
 		ib_hmm_node_unlink(z->t, slot, leaf);
+		if (g)
+			ib_hmm_dma_gran_free(z->t, g);
+	}
 unlock:
 	up_write(sem);
 	return 0;
