@@ -87,6 +87,221 @@ static int dma_info(int fd, struct ib_hmm_test_dma_info *info)
 	return xioctl(fd, IB_HMM_TEST_IOC_DMA_INFO, info);
 }
 
+static int mr_create(int fd, bool dma, uint64_t start, uint64_t len,
+		     uint64_t *h)
+{
+	struct ib_hmm_test_mr_create a = {
+		.start = start, .length = len, .access = ACC_ALL,
+	};
+	int e = xioctl(fd, dma ? IB_HMM_TEST_IOC_MR_CREATE_DMA :
+			   IB_HMM_TEST_IOC_MR_CREATE, &a);
+
+	if (!e)
+		*h = a.handle;
+	return e;
+}
+
+static int mr_destroy(int fd, uint64_t h)
+{
+	struct ib_hmm_test_mr_destroy a = { .handle = h };
+
+	return xioctl(fd, IB_HMM_TEST_IOC_MR_DESTROY, &a);
+}
+
+/* The device reads (or writes) len bytes at iova through the mirror. */
+static int mr_dma(int fd, uint64_t h, uint64_t iova, uint64_t len, void *buf,
+		  uint64_t flags)
+{
+	struct ib_hmm_test_rw a = {
+		.handle = h, .iova = iova, .length = len,
+		.addr = (uintptr_t)buf, .flags = flags,
+	};
+
+	return xioctl(fd, IB_HMM_TEST_IOC_MR_DMA, &a);
+}
+
+/* The CPU path of the mock device (ib_hmm_mr_copy_to()). */
+static int mr_write(int fd, uint64_t h, uint64_t iova, uint64_t len,
+		    const void *buf)
+{
+	struct ib_hmm_test_rw a = {
+		.handle = h, .iova = iova, .length = len,
+		.addr = (uintptr_t)buf,
+	};
+
+	return xioctl(fd, IB_HMM_TEST_IOC_WRITE, &a);
+}
+
+static int mr_prefetch(int fd, uint64_t h, uint64_t iova, uint64_t len,
+		       uint64_t flags)
+{
+	struct ib_hmm_test_prefetch a = {
+		.handle = h, .iova = iova, .length = len, .flags = flags,
+	};
+
+	return xioctl(fd, IB_HMM_TEST_IOC_PREFETCH, &a);
+}
+
+/* DMA addresses of npages pages; *found: how many are present. */
+static int dma_lookup(int fd, uint64_t h, uint64_t iova, uint64_t npages,
+		      uint64_t *dma, uint64_t *found)
+{
+	struct ib_hmm_test_dma_lookup a = {
+		.handle = h, .iova = iova, .npages = npages,
+		.addr = (uintptr_t)dma,
+	};
+	int e = xioctl(fd, IB_HMM_TEST_IOC_DMA_LOOKUP, &a);
+
+	if (!e && found)
+		*found = a.found;
+	return e;
+}
+
+/* A transfer at a raw device address; *phys: its IOMMU translation. */
+static int dma_raw(int fd, uint64_t dma, uint64_t len, void *buf,
+		   uint64_t flags, uint8_t fill, uint64_t *phys)
+{
+	struct ib_hmm_test_dma_raw a = {
+		.dma_addr = dma, .length = len, .addr = (uintptr_t)buf,
+		.flags = flags, .fill = fill,
+	};
+	int e = xioctl(fd, IB_HMM_TEST_IOC_DMA_RAW, &a);
+
+	if (!e && phys)
+		*phys = a.phys;
+	return e;
+}
+
+/* ---- helpers ---- */
+
+static void *map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* An anonymous mapping of @len bytes aligned to @align. */
+static void *map_aligned(size_t len, size_t align)
+{
+	uint8_t *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = ((uintptr_t)p + align - 1) & ~(align - 1);
+	if (a > (uintptr_t)p)
+		munmap(p, a - (uintptr_t)p);
+	munmap((void *)(a + len), (uintptr_t)p + align - a);
+	return (void *)a;
+}
+
+static void fill_pattern(uint8_t *p, size_t len, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 131 + seed * 17 + (i >> 12) + 1);
+}
+
+static long first_diff(const uint8_t *a, const uint8_t *b, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (a[i] != b[i])
+			return (long)i;
+	return -1;
+}
+
+/* A global debugfs value, or -1. */
+static long long debugfs_stat(const char *name)
+{
+	char line[128], key[64];
+	long long v, ret = -1;
+	FILE *f = fopen(DEBUGFS_STATS, "r");
+
+	if (!f) {
+		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+		f = fopen(DEBUGFS_STATS, "r");
+		if (!f)
+			return -1;
+	}
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63[^:]: %lld", key, &v) == 2 &&
+		    !strcmp(key, name))
+			ret = v;
+	fclose(f);
+	return ret;
+}
+
+static bool smaps_has_thp(void *addr)
+{
+	char line[256];
+	bool in = false, thp = false;
+	unsigned long s, e, kb;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') &&
+		    line[0] != ' ') {
+			in = (uintptr_t)addr >= s && (uintptr_t)addr < e;
+			continue;
+		}
+		if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1 &&
+		    kb >= 2048)
+			thp = true;
+	}
+	fclose(f);
+	return thp;
+}
+
+/* The device and its IOMMU; SKIP without them. */
+#define NEED_EDU(fd, info)						\
+	do {								\
+		CHECK_ERR(dma_info(fd, &(info)), 0);			\
+		if (!(info).present)					\
+			SKIP("no edu device (tests/vm/run --viommu)");	\
+		CHECK((info).translated,				\
+		      "edu is not behind a translating IOMMU");		\
+	} while (0)
+
+/*
+ * The old DMA address @dma of a page whose contents were @old must not
+ * reach it any more: the IOMMU has no translation for it, and a device read
+ * there brings back something else (the faulting read leaves the device's
+ * buffer as it was, or zeros).
+ */
+static int check_stale(int fd, uint64_t dma, const uint8_t *old, char *why,
+		       size_t whylen)
+{
+	uint8_t got[PAGE];
+	uint64_t phys = 1;
+	int e;
+
+	e = dma_raw(fd, dma, PAGE, got, 0, 0xa5, &phys);
+	if (e) {
+		snprintf(why, whylen, "DMA_RAW: %s", strerror(e));
+		return -1;
+	}
+	if (phys) {
+		snprintf(why, whylen, "IOVA %#llx still translates to %#llx",
+			 (unsigned long long)dma, (unsigned long long)phys);
+		return -1;
+	}
+	if (!memcmp(got, old, PAGE)) {
+		snprintf(why, whylen,
+			 "a read at the old IOVA %#llx reached the page",
+			 (unsigned long long)dma);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- test cases ---- */
 
 static int t_edu_selftest(void)
@@ -112,6 +327,377 @@ out:
 	return ret;
 }
 
+/* The device reads what the CPU wrote and the CPU sees what it wrote. */
+static int t_read_write(void)
+{
+	size_t np = 4, len = np * PAGE;
+	struct ib_hmm_test_dma_info info;
+	uint64_t h, hc, dma[4], found;
+	uint8_t *buf = NULL, *got = NULL, *src = NULL;
+	long long mirrors0, mapped0;
+	int fd, ret = T_PASS;
+	size_t i;
+	long d;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	NEED_EDU(fd, info);
+	buf = map_aligned(len, HUGE_2M);
+	got = malloc(len);
+	src = malloc(len);
+	CHECK(buf && got && src, "allocation failed");
+	fill_pattern(buf, len, 1);
+	mirrors0 = debugfs_stat("mirrors");
+	mapped0 = debugfs_stat("dma_mapped_pages");
+	CHECK(mapped0 == 0, "dma_mapped_pages %lld before any DMA MR", mapped0);
+	/* One owner, the same range: one mirror without and one with DMA. */
+	CHECK_ERR(mr_create(fd, false, U(buf), len, &hc), 0);
+	CHECK_ERR(mr_create(fd, true, U(buf), len, &h), 0);
+	CHECK(debugfs_stat("mirrors") == mirrors0 + 2,
+	      "a DMA MR shares the mirror without a device");
+
+	CHECK_ERR(dma_lookup(fd, h, U(buf), np, dma, &found), 0);
+	CHECK(found == 0, "%llu pages present before any fault",
+	      (unsigned long long)found);
+	CHECK_ERR(mr_dma(fd, h, U(buf), len, got, 0), 0);
+	d = first_diff(got, buf, len);
+	CHECK(d < 0, "device read %#x at %ld, CPU has %#x", got[d], d, buf[d]);
+	CHECK_ERR(dma_lookup(fd, h, U(buf), np, dma, &found), 0);
+	CHECK(found == np, "%llu of %zu pages present after the DMA read",
+	      (unsigned long long)found, np);
+	CHECK(debugfs_stat("dma_mapped_pages") - mapped0 >= (long long)np,
+	      "dma_mapped_pages did not count the pages");
+	for (i = 0; i < np; i++)
+		CHECK(dma[i] != IB_HMM_TEST_DMA_NONE && !(dma[i] & (PAGE - 1)),
+		      "page %zu: DMA address %#llx", i,
+		      (unsigned long long)dma[i]);
+	/* IOVA mode: one range per 2 MiB, pages at their offset. */
+	for (i = 1; info.iova_mode && i < np; i++)
+		CHECK(dma[i] == dma[0] + i * PAGE,
+		      "IOVA mode: page %zu at %#llx, base %#llx", i,
+		      (unsigned long long)dma[i], (unsigned long long)dma[0]);
+
+	/* The device writes; the CPU sees it. */
+	fill_pattern(src, len, 2);
+	CHECK_ERR(mr_dma(fd, h, U(buf) + PAGE, 2 * PAGE, src,
+			 IB_HMM_TEST_DMA_WRITE), 0);
+	d = first_diff(buf + PAGE, src, 2 * PAGE);
+	CHECK(d < 0, "CPU sees %#x at %ld after the device wrote %#x",
+	      buf[PAGE + d], d, src[d]);
+	/* The CPU path of the same mirror writes; the device sees it. */
+	fill_pattern(src, PAGE, 3);
+	CHECK_ERR(mr_write(fd, h, U(buf) + 3 * PAGE, PAGE, src), 0);
+	CHECK_ERR(mr_dma(fd, h, U(buf) + 3 * PAGE, PAGE, got, 0), 0);
+	CHECK(!memcmp(got, src, PAGE), "device missed a write of the CPU path");
+
+	CHECK_ERR(mr_destroy(fd, h), 0);
+	CHECK(debugfs_stat("dma_mapped_pages") == 0,
+	      "dma_mapped_pages %lld after the DMA MR was destroyed",
+	      debugfs_stat("dma_mapped_pages"));
+	CHECK(debugfs_stat("dma_iova_ranges") == 0,
+	      "dma_iova_ranges %lld after the DMA MR was destroyed",
+	      debugfs_stat("dma_iova_ranges"));
+	if (check_stale(fd, dma[0], buf, reason, 512)) {
+		ret = T_FAIL;
+		goto out;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+enum inval_kind { INV_MUNMAP, INV_DONTNEED, INV_MPROTECT };
+
+/*
+ * After an invalidation of page 1 of 4 the device no longer reaches it
+ * through its old IOVA, the other pages stay mapped, and a refault maps the
+ * page again (IOVA mode: at the same address, its granule's range is kept).
+ */
+static int inval_case(enum inval_kind kind)
+{
+	size_t np = 4, len = np * PAGE;
+	struct ib_hmm_test_dma_info info;
+	uint64_t h, dma[4], dma2[4], found;
+	uint8_t *buf = NULL, *got = NULL, *old = NULL, *src = NULL;
+	int fd, ret = T_PASS;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	NEED_EDU(fd, info);
+	buf = map_aligned(len, HUGE_2M);
+	got = malloc(len);
+	old = malloc(PAGE);
+	src = malloc(PAGE);
+	CHECK(buf && got && old && src, "allocation failed");
+	fill_pattern(buf, len, 4);
+	memcpy(old, buf + PAGE, PAGE);
+	CHECK_ERR(mr_create(fd, true, U(buf), len, &h), 0);
+	CHECK_ERR(mr_prefetch(fd, h, U(buf), len, IB_HMM_TEST_PREFETCH_WRITE),
+		  0);
+	CHECK_ERR(dma_lookup(fd, h, U(buf), np, dma, &found), 0);
+	CHECK(found == np, "%llu pages present", (unsigned long long)found);
+
+	switch (kind) {
+	case INV_MUNMAP:
+		CHECK(!munmap(buf + PAGE, PAGE), "munmap");
+		break;
+	case INV_DONTNEED:
+		CHECK(!madvise(buf + PAGE, PAGE, MADV_DONTNEED), "madvise");
+		break;
+	case INV_MPROTECT:
+		CHECK(!mprotect(buf + PAGE, PAGE, PROT_READ), "mprotect");
+		break;
+	}
+	CHECK_ERR(dma_lookup(fd, h, U(buf), np, dma2, &found), 0);
+	CHECK(found == np - 1 && dma2[1] == IB_HMM_TEST_DMA_NONE,
+	      "after the invalidation %llu pages present, page 1 at %#llx",
+	      (unsigned long long)found, (unsigned long long)dma2[1]);
+	CHECK(dma2[0] == dma[0] && dma2[2] == dma[2],
+	      "pages beside the invalidated one moved");
+	if (check_stale(fd, dma[1], old, reason, 512)) {
+		ret = T_FAIL;
+		goto out;
+	}
+	/* A device write to the old IOVA must not reach the page either. */
+	if (kind == INV_MPROTECT) {
+		fill_pattern(src, PAGE, 9);
+		CHECK_ERR(dma_raw(fd, dma[1], PAGE, src, IB_HMM_TEST_DMA_WRITE,
+				  0, NULL), 0);
+		CHECK(!memcmp(buf + PAGE, old, PAGE),
+		      "a write to the old IOVA reached the page");
+	}
+	CHECK_ERR(mr_dma(fd, h, U(buf) + PAGE, PAGE, got,
+			 IB_HMM_TEST_DMA_NO_FAULT), EFAULT);
+
+	switch (kind) {
+	case INV_MUNMAP:
+		/* Gone from the process: the device gets an error. */
+		CHECK_ERR(mr_dma(fd, h, U(buf) + PAGE, PAGE, got, 0), EFAULT);
+		goto destroy;
+	case INV_DONTNEED:
+		/* Refault: a new zero page, mapped again. */
+		CHECK_ERR(mr_dma(fd, h, U(buf), 2 * PAGE, got, 0), 0);
+		CHECK(!memcmp(got, buf, 2 * PAGE),
+		      "device read after refault differs");
+		break;
+	case INV_MPROTECT:
+		/* Read-only now: readable, not writable, by the device too. */
+		CHECK_ERR(mr_dma(fd, h, U(buf) + PAGE, PAGE, got, 0), 0);
+		CHECK(!memcmp(got, old, PAGE), "device read after mprotect");
+		CHECK_ERR(mr_dma(fd, h, U(buf) + PAGE, PAGE, src,
+				 IB_HMM_TEST_DMA_WRITE), EFAULT);
+		CHECK_ERR(dma_lookup(fd, h, U(buf), np, dma2, &found), 0);
+		CHECK(found == np, "%llu pages present after the refault",
+		      (unsigned long long)found);
+		/* The IOMMU refuses writes through a read-only entry. */
+		CHECK_ERR(dma_raw(fd, dma2[1], PAGE, src, IB_HMM_TEST_DMA_WRITE,
+				  0, NULL), 0);
+		CHECK(!memcmp(buf + PAGE, old, PAGE),
+		      "the device wrote through a read-only entry");
+		break;
+	}
+	CHECK_ERR(dma_lookup(fd, h, U(buf), np, dma2, &found), 0);
+	CHECK(found == np, "%llu pages present after the refault",
+	      (unsigned long long)found);
+	if (info.iova_mode)
+		CHECK(dma2[1] == dma[1],
+		      "IOVA mode: page 1 came back at %#llx, was %#llx",
+		      (unsigned long long)dma2[1], (unsigned long long)dma[1]);
+destroy:
+	CHECK_ERR(mr_destroy(fd, h), 0);
+	CHECK(debugfs_stat("dma_mapped_pages") == 0 &&
+	      debugfs_stat("dma_iova_ranges") == 0,
+	      "mappings left after destroy: %lld pages, %lld IOVA ranges",
+	      debugfs_stat("dma_mapped_pages"),
+	      debugfs_stat("dma_iova_ranges"));
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int t_munmap(void)
+{
+	return inval_case(INV_MUNMAP);
+}
+
+static int t_dontneed(void)
+{
+	return inval_case(INV_DONTNEED);
+}
+
+static int t_mprotect(void)
+{
+	return inval_case(INV_MPROTECT);
+}
+
+/* A THP is one 2 MiB mapping, contiguous for the device. */
+static int t_thp(void)
+{
+	size_t np = HUGE_2M / PAGE;
+	struct ib_hmm_test_dma_info info;
+	uint64_t h, *dma = NULL, found, old0;
+	uint8_t *g = NULL, *got = NULL, *old = NULL;
+	long long mapped0;
+	int fd, ret = T_PASS;
+	size_t i;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	NEED_EDU(fd, info);
+	g = map_aligned(HUGE_2M, HUGE_2M);
+	dma = malloc(np * sizeof(*dma));
+	got = malloc(2 * PAGE);
+	old = malloc(PAGE);
+	CHECK(g && dma && got && old, "allocation failed");
+	if (madvise(g, HUGE_2M, MADV_HUGEPAGE))
+		SKIP("MADV_HUGEPAGE: %s", strerror(errno));
+	fill_pattern(g, HUGE_2M, 5);
+	if (!smaps_has_thp(g))
+		SKIP("the kernel did not back the buffer with a THP");
+	mapped0 = debugfs_stat("dma_mapped_pages");
+	CHECK_ERR(mr_create(fd, true, U(g), HUGE_2M, &h), 0);
+	CHECK_ERR(mr_prefetch(fd, h, U(g), HUGE_2M, IB_HMM_TEST_PREFETCH_WRITE),
+		  0);
+	CHECK(debugfs_stat("dma_mapped_pages") - mapped0 == (long long)np,
+	      "a huge entry mapped %lld pages",
+	      debugfs_stat("dma_mapped_pages") - mapped0);
+	CHECK_ERR(dma_lookup(fd, h, U(g), np, dma, &found), 0);
+	CHECK(found == np, "%llu pages present", (unsigned long long)found);
+	for (i = 1; i < np; i++)
+		CHECK(dma[i] == dma[0] + i * PAGE,
+		      "huge entry: page %zu at %#llx, base %#llx", i,
+		      (unsigned long long)dma[i], (unsigned long long)dma[0]);
+	/* First and last page through the device. */
+	CHECK_ERR(mr_dma(fd, h, U(g), PAGE, got, IB_HMM_TEST_DMA_NO_FAULT), 0);
+	CHECK_ERR(mr_dma(fd, h, U(g) + HUGE_2M - PAGE, PAGE, got + PAGE,
+			 IB_HMM_TEST_DMA_NO_FAULT), 0);
+	CHECK(!memcmp(got, g, PAGE) &&
+	      !memcmp(got + PAGE, g + HUGE_2M - PAGE, PAGE),
+	      "device read of the huge page differs");
+
+	/* Splitting it drops the whole mapping. */
+	old0 = dma[0];
+	memcpy(old, g, PAGE);
+	CHECK(!munmap(g + HUGE_2M - PAGE, PAGE), "munmap");
+	CHECK_ERR(dma_lookup(fd, h, U(g), np, dma, &found), 0);
+	CHECK(found == 0, "%llu pages present after the split",
+	      (unsigned long long)found);
+	CHECK(debugfs_stat("dma_mapped_pages") == mapped0,
+	      "%lld pages mapped after the split",
+	      debugfs_stat("dma_mapped_pages") - mapped0);
+	if (check_stale(fd, old0, old, reason, 512)) {
+		ret = T_FAIL;
+		goto out;
+	}
+	CHECK_ERR(mr_dma(fd, h, U(g) + PAGE, PAGE, got, 0), 0);
+	CHECK(!memcmp(got, g + PAGE, PAGE), "device read after the split");
+	CHECK_ERR(mr_destroy(fd, h), 0);
+	CHECK(debugfs_stat("dma_mapped_pages") == 0 &&
+	      debugfs_stat("dma_iova_ranges") == 0,
+	      "mappings left after destroy");
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/*
+ * A mirror that lives through many invalidations holds no more mappings
+ * or IOVA ranges than it has present pages, and none after destroy.
+ */
+static int t_no_leak(void)
+{
+	size_t np = 64, len = np * PAGE;
+	struct ib_hmm_test_dma_info info;
+	uint64_t h, dma[64], found;
+	uint8_t *buf = NULL, *got = NULL;
+	long long mapped, ranges;
+	int fd, ret = T_PASS, i;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	NEED_EDU(fd, info);
+	/* Across two granules. */
+	buf = map_aligned(2 * HUGE_2M, HUGE_2M);
+	got = malloc(PAGE);
+	CHECK(buf && got, "allocation failed");
+	CHECK(!madvise(buf, 2 * HUGE_2M, MADV_NOHUGEPAGE), "MADV_NOHUGEPAGE");
+	buf += HUGE_2M - len / 2;
+	CHECK_ERR(mr_create(fd, true, U(buf), len, &h), 0);
+	for (i = 0; i < 200; i++) {
+		memset(buf, i, len);
+		CHECK_ERR(mr_prefetch(fd, h, U(buf), len,
+				      i & 1 ? IB_HMM_TEST_PREFETCH_WRITE : 0),
+			  0);
+		mapped = debugfs_stat("dma_mapped_pages");
+		CHECK(mapped == (long long)np, "round %d: %lld pages mapped",
+		      i, mapped);
+		ranges = debugfs_stat("dma_iova_ranges");
+		CHECK(ranges == (info.iova_mode ? 2 : 0),
+		      "round %d: %lld IOVA ranges", i, ranges);
+		/* Half of it, or all of it. */
+		if (i % 3)
+			CHECK(!madvise(buf, len, MADV_DONTNEED), "madvise");
+		else
+			CHECK(!madvise(buf + len / 2, len / 2, MADV_DONTNEED),
+			      "madvise");
+	}
+	CHECK_ERR(dma_lookup(fd, h, U(buf), np, dma, &found), 0);
+	memset(buf, 0x3c, len);
+	CHECK_ERR(mr_dma(fd, h, U(buf) + len / 2 - PAGE, PAGE, got, 0), 0);
+	CHECK(got[0] == 0x3c && got[PAGE - 1] == 0x3c,
+	      "device read after 200 invalidations");
+	CHECK_ERR(mr_destroy(fd, h), 0);
+	CHECK(debugfs_stat("dma_mapped_pages") == 0 &&
+	      debugfs_stat("dma_iova_ranges") == 0,
+	      "mappings left after destroy: %lld pages, %lld IOVA ranges",
+	      debugfs_stat("dma_mapped_pages"),
+	      debugfs_stat("dma_iova_ranges"));
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* Closing the file with live DMA MRs unmaps everything. */
+static int t_close_unmaps(void)
+{
+	struct ib_hmm_test_dma_info info;
+	uint64_t h, dma, found;
+	uint8_t *buf = NULL;
+	int fd, fd2 = -1, ret = T_PASS;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	NEED_EDU(fd, info);
+	fd2 = dev_open();
+	CHECK(fd2 >= 0, "open: %s", strerror(errno));
+	buf = map_anon(8 * PAGE);
+	CHECK(buf, "mmap");
+	fill_pattern(buf, 8 * PAGE, 6);
+	CHECK_ERR(mr_create(fd2, true, U(buf), 8 * PAGE, &h), 0);
+	CHECK_ERR(mr_prefetch(fd2, h, U(buf), 8 * PAGE, 0), 0);
+	CHECK_ERR(dma_lookup(fd2, h, U(buf) + 3 * PAGE, 1, &dma, &found), 0);
+	CHECK(found == 1, "page not present");
+	close(fd2);
+	fd2 = -1;
+	CHECK(debugfs_stat("dma_mapped_pages") == 0 &&
+	      debugfs_stat("dma_iova_ranges") == 0,
+	      "mappings left after close");
+	if (check_stale(fd, dma, buf + 3 * PAGE, reason, 512)) {
+		ret = T_FAIL;
+		goto out;
+	}
+out:
+	if (fd2 >= 0)
+		close(fd2);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 struct tcase {
 	const char *name;
 	int (*fn)(void);
@@ -119,6 +705,13 @@ struct tcase {
 
 static const struct tcase cases[] = {
 	{ "edu_selftest", t_edu_selftest },
+	{ "read_write", t_read_write },
+	{ "munmap", t_munmap },
+	{ "madv_dontneed_refault", t_dontneed },
+	{ "mprotect_readonly", t_mprotect },
+	{ "thp", t_thp },
+	{ "no_leak_200_invalidations", t_no_leak },
+	{ "close_unmaps", t_close_unmaps },
 };
 
 static int run_case(const struct tcase *tc)

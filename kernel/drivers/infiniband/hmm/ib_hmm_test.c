@@ -78,8 +78,12 @@ static struct ib_hmm_mr *ib_hmm_test_mr(struct ib_hmm_test_file *tf,
 	return xa_load(&tf->mrs, handle);
 }
 
+static struct ib_hmm_mr *
+ib_hmm_test_mr_create_dma(struct ib_hmm_test_file *tf,
+			  struct ib_hmm_test_mr_create *arg);
+
 static int ib_hmm_test_mr_create(struct ib_hmm_test_file *tf,
-				 struct ib_hmm_test_mr_create *arg)
+				 struct ib_hmm_test_mr_create *arg, bool dma)
 {
 	struct ib_hmm_mr *mr;
 	u32 handle;
@@ -87,8 +91,11 @@ static int ib_hmm_test_mr_create(struct ib_hmm_test_file *tf,
 
 	if (arg->access & ~IB_HMM_TEST_ACCESS_ALL)
 		return -EINVAL;
-	mr = ib_hmm_mr_create(tf, current->mm, arg->start, arg->length,
-			      arg->access);
+	if (dma)
+		mr = ib_hmm_test_mr_create_dma(tf, arg);
+	else
+		mr = ib_hmm_mr_create(tf, current->mm, arg->start,
+				      arg->length, arg->access);
 	if (IS_ERR(mr))
 		return PTR_ERR(mr);
 	down_write(&tf->lock);
@@ -505,6 +512,125 @@ unlock:
 	return ret;
 }
 
+static struct ib_hmm_mr *
+ib_hmm_test_mr_create_dma(struct ib_hmm_test_file *tf,
+			  struct ib_hmm_test_mr_create *arg)
+{
+	struct ib_hmm_test_edu *edu = ib_hmm_test_edu_get_and_lock();
+	struct ib_hmm_mr *mr;
+
+	if (edu)
+		mr = ib_hmm_mr_create_dma(tf, current->mm, &edu->pdev->dev,
+					  arg->start, arg->length,
+					  arg->access);
+	else
+		mr = ERR_PTR(-ENODEV);
+	mutex_unlock(&ib_hmm_test_edu_lock);
+	return mr;
+}
+
+static int ib_hmm_test_dma_lookup(struct ib_hmm_mr *mr,
+				  struct ib_hmm_test_dma_lookup *arg)
+{
+	dma_addr_t *dma;
+	u64 *out, i;
+	s64 found;
+	int ret = 0;
+
+	if (!arg->npages || arg->npages > IB_HMM_TEST_SNAPSHOT_MAX)
+		return -EINVAL;
+	dma = kvmalloc_array(arg->npages, sizeof(*dma), GFP_KERNEL);
+	out = kvmalloc_array(arg->npages, sizeof(*out), GFP_KERNEL);
+	if (!dma || !out) {
+		ret = -ENOMEM;
+		goto free;
+	}
+	found = ib_hmm_mr_dma_lookup(mr, arg->iova, arg->npages, dma);
+	if (found < 0) {
+		ret = found;
+		goto free;
+	}
+	for (i = 0; i < arg->npages; i++)
+		out[i] = dma[i] == DMA_MAPPING_ERROR ? IB_HMM_TEST_DMA_NONE :
+						       dma[i];
+	arg->found = found;
+	if (copy_to_user(u64_to_user_ptr(arg->addr), out,
+			 arg->npages * sizeof(*out)))
+		ret = -EFAULT;
+free:
+	kvfree(out);
+	kvfree(dma);
+	return ret;
+}
+
+struct ib_hmm_test_dma_walk {
+	struct ib_hmm_test_edu *edu;
+	u64 iova;		/* first page */
+	u64 next;		/* the page expected next */
+	bool write;
+};
+
+/*
+ * One page of MR_DMA, under the mirror's lock: no invalidation can unmap
+ * the page while the device uses it, as a NIC's in-flight access delays
+ * the invalidation of its pages.
+ */
+static int ib_hmm_test_dma_page(void *priv, u64 iova, dma_addr_t dma,
+				unsigned int flags)
+{
+	struct ib_hmm_test_dma_walk *w = priv;
+	u64 off = iova - w->iova;
+
+	if (iova != w->next)
+		return -EFAULT;
+	if (w->write && !(flags & IB_HMM_PAGE_WRITE))
+		return -EACCES;
+	w->next += PAGE_SIZE;
+	return w->write ? ib_hmm_test_edu_write(w->edu, dma, PAGE_SIZE, off) :
+			  ib_hmm_test_edu_read(w->edu, dma, PAGE_SIZE, off);
+}
+
+static int ib_hmm_test_mr_dma(struct ib_hmm_mr *mr, struct ib_hmm_test_rw *arg)
+{
+	struct ib_hmm_test_dma_walk w = {
+		.iova = arg->iova,
+		.next = arg->iova,
+		.write = arg->flags & IB_HMM_TEST_DMA_WRITE,
+	};
+	void __user *ubuf = u64_to_user_ptr(arg->addr);
+	u64 npages = arg->length >> PAGE_SHIFT;
+	u64 known = IB_HMM_TEST_DMA_WRITE | IB_HMM_TEST_DMA_NO_FAULT;
+	int ret;
+
+	if ((arg->flags & ~known) || !arg->length || arg->length > IB_HMM_TEST_DMA_MAX ||
+	    !PAGE_ALIGNED(arg->iova) || !PAGE_ALIGNED(arg->length))
+		return -EINVAL;
+	if (!(arg->flags & IB_HMM_TEST_DMA_NO_FAULT)) {
+		ret = ib_hmm_mr_prefetch(mr, arg->iova, arg->length,
+					 w.write ? IB_HMM_PREFETCH_WRITE : 0);
+		if (ret)
+			return ret;
+	}
+	w.edu = ib_hmm_test_edu_get_and_lock();
+	if (!w.edu) {
+		ret = -ENODEV;
+		goto unlock;
+	}
+	if (w.write && copy_from_user(w.edu->bounce, ubuf, arg->length)) {
+		ret = -EFAULT;
+		goto unlock;
+	}
+	ret = ib_hmm_mr_dma_walk(mr, arg->iova, npages, ib_hmm_test_dma_page,
+				 &w);
+	if (!ret && w.next != arg->iova + arg->length)
+		ret = -EFAULT;
+	if (!ret && !w.write && copy_to_user(ubuf, w.edu->bounce, arg->length))
+		ret = -EFAULT;
+unlock:
+	mutex_unlock(&ib_hmm_test_edu_lock);
+	return ret;
+}
+
 static int ib_hmm_test_edu_probe(struct pci_dev *pdev,
 				 const struct pci_device_id *id)
 {
@@ -615,6 +741,7 @@ union ib_hmm_test_arg {
 	struct ib_hmm_test_dma_info dma_info;
 	struct ib_hmm_test_dma_selftest dma_selftest;
 	struct ib_hmm_test_dma_raw dma_raw;
+	struct ib_hmm_test_dma_lookup dma_lookup;
 };
 
 /* Every operation on an MR: the handle is each struct's first field. */
@@ -659,6 +786,12 @@ static long ib_hmm_test_mr_op(struct ib_hmm_test_file *tf, unsigned int cmd,
 	case IB_HMM_TEST_IOC_LOOKUP:
 		ret = ib_hmm_test_lookup(mr, &arg->lookup);
 		break;
+	case IB_HMM_TEST_IOC_DMA_LOOKUP:
+		ret = ib_hmm_test_dma_lookup(mr, &arg->dma_lookup);
+		break;
+	case IB_HMM_TEST_IOC_MR_DMA:
+		ret = ib_hmm_test_mr_dma(mr, &arg->rw);
+		break;
 	default:
 		ret = -ENOTTY;
 		break;
@@ -675,6 +808,7 @@ static long ib_hmm_test_ioctl(struct file *filp, unsigned int cmd,
 	void __user *uptr = (void __user *)uarg;
 	union ib_hmm_test_arg arg;
 	unsigned int size = _IOC_SIZE(cmd);
+	bool dma;
 	long ret;
 
 	switch (cmd) {
@@ -691,6 +825,9 @@ static long ib_hmm_test_ioctl(struct file *filp, unsigned int cmd,
 	case IB_HMM_TEST_IOC_DMA_INFO:
 	case IB_HMM_TEST_IOC_DMA_SELFTEST:
 	case IB_HMM_TEST_IOC_DMA_RAW:
+	case IB_HMM_TEST_IOC_MR_CREATE_DMA:
+	case IB_HMM_TEST_IOC_DMA_LOOKUP:
+	case IB_HMM_TEST_IOC_MR_DMA:
 		break;
 	default:
 		return -ENOTTY;
@@ -702,7 +839,9 @@ static long ib_hmm_test_ioctl(struct file *filp, unsigned int cmd,
 
 	switch (cmd) {
 	case IB_HMM_TEST_IOC_MR_CREATE:
-		ret = ib_hmm_test_mr_create(tf, &arg.create);
+	case IB_HMM_TEST_IOC_MR_CREATE_DMA:
+		dma = cmd == IB_HMM_TEST_IOC_MR_CREATE_DMA;
+		ret = ib_hmm_test_mr_create(tf, &arg.create, dma);
 		break;
 	case IB_HMM_TEST_IOC_MR_DESTROY:
 		ret = ib_hmm_test_mr_destroy(tf, &arg.destroy);

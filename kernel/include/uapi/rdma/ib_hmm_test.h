@@ -160,6 +160,33 @@ struct ib_hmm_test_dma_raw {
 	__u64 phys;		/* out */
 };
 
+/*
+ * MR_CREATE_DMA (struct ib_hmm_test_mr_create): as MR_CREATE, on the DMA
+ * mirror of the edu device (ib_hmm_mr_create_dma()).
+ *
+ * DMA_LOOKUP: the DMA address of each page of a DMA MR, or
+ * IB_HMM_TEST_DMA_NONE where no page is present; nothing is faulted.
+ */
+#define IB_HMM_TEST_DMA_NONE		(~0ULL)
+
+struct ib_hmm_test_dma_lookup {
+	__u64 handle;
+	__u64 iova;
+	__u64 npages;		/* at most IB_HMM_TEST_SNAPSHOT_MAX */
+	__u64 addr;		/* user array of npages __u64 */
+	__u64 found;		/* out: pages present */
+};
+
+/*
+ * MR_DMA (struct ib_hmm_test_rw, flags IB_HMM_TEST_DMA_*): the edu device
+ * reads (WRITE: writes) length bytes at iova through the DMA addresses of
+ * the mirror, page by page, as a NIC would after its page fault: the pages
+ * are faulted in first (for write with WRITE) unless NO_FAULT. iova and
+ * length are page aligned, length at most IB_HMM_TEST_DMA_MAX. EFAULT if a
+ * page is not present, EACCES if WRITE meets a page the device may not
+ * write.
+ */
+
 #define IB_HMM_TEST_IOC_MAGIC		0xE8
 #define IB_HMM_TEST_IOC_MR_CREATE \
 	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x00, struct ib_hmm_test_mr_create)
@@ -187,6 +214,12 @@ struct ib_hmm_test_dma_raw {
 	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x0b, struct ib_hmm_test_dma_selftest)
 #define IB_HMM_TEST_IOC_DMA_RAW \
 	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x0c, struct ib_hmm_test_dma_raw)
+#define IB_HMM_TEST_IOC_MR_CREATE_DMA \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x0d, struct ib_hmm_test_mr_create)
+#define IB_HMM_TEST_IOC_DMA_LOOKUP \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x0e, struct ib_hmm_test_dma_lookup)
+#define IB_HMM_TEST_IOC_MR_DMA \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x0f, struct ib_hmm_test_rw)
 
 /*
  * /dev/ib_umem_odp_test (ib_umem_odp_test.ko) serves the same ABI from the
