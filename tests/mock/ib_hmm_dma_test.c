@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -698,6 +699,75 @@ out:
 	return ret;
 }
 
+/* Invalidations of the pages the device is reading, from another thread. */
+struct churn {
+	uint8_t *buf;
+	size_t len;
+	volatile int stop;
+	unsigned long rounds;
+};
+
+static void *churn_fn(void *p)
+{
+	struct churn *c = p;
+
+	while (!c->stop) {
+		madvise(c->buf, c->len, MADV_DONTNEED);
+		memset(c->buf, 0x77, c->len);
+		c->rounds++;
+	}
+	return NULL;
+}
+
+static int t_dma_during_invalidations(void)
+{
+	struct churn c = { .len = 2 * PAGE };
+	struct ib_hmm_test_dma_info info;
+	int fd, ret = T_PASS, i, ok = 0, e;
+	pthread_t th;
+	bool started = false;
+	uint64_t h;
+	uint8_t *got = NULL;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	NEED_EDU(fd, info);
+	c.buf = map_anon(c.len);
+	got = malloc(c.len);
+	CHECK(c.buf && got, "allocation failed");
+	memset(c.buf, 0x77, c.len);
+	CHECK_ERR(mr_create(fd, true, U(c.buf), c.len, &h), 0);
+	CHECK(!pthread_create(&th, NULL, churn_fn, &c), "pthread_create");
+	started = true;
+	for (i = 0; i < 8; i++) {
+		e = mr_dma(fd, h, U(c.buf), c.len, got, i & 1 ?
+			   IB_HMM_TEST_DMA_WRITE : 0);
+		/* A page may be invalidated between the fault and the walk. */
+		CHECK(!e || e == EFAULT, "DMA %d during invalidations: %s", i,
+		      strerror(e));
+		ok += !e;
+	}
+	c.stop = 1;
+	pthread_join(th, NULL);
+	started = false;
+	CHECK(c.rounds > 0, "no invalidation ran");
+	if (verbose)
+		printf("# %d of 8 DMAs completed, %lu invalidation rounds\n", ok,
+		       c.rounds);
+	CHECK_ERR(mr_destroy(fd, h), 0);
+	CHECK(debugfs_stat("dma_mapped_pages") == 0 &&
+	      debugfs_stat("dma_iova_ranges") == 0,
+	      "mappings left after destroy");
+out:
+	if (started) {
+		c.stop = 1;
+		pthread_join(th, NULL);
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 struct tcase {
 	const char *name;
 	int (*fn)(void);
@@ -712,6 +782,7 @@ static const struct tcase cases[] = {
 	{ "thp", t_thp },
 	{ "no_leak_200_invalidations", t_no_leak },
 	{ "close_unmaps", t_close_unmaps },
+	{ "dma_during_invalidations", t_dma_during_invalidations },
 };
 
 static int run_case(const struct tcase *tc)
