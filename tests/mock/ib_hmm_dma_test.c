@@ -133,6 +133,13 @@ static int mr_write(int fd, uint64_t h, uint64_t iova, uint64_t len,
 	return xioctl(fd, IB_HMM_TEST_IOC_WRITE, &a);
 }
 
+static int mr_counters(int fd, uint64_t h, struct ib_hmm_test_counters *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->handle = h;
+	return xioctl(fd, IB_HMM_TEST_IOC_COUNTERS, c);
+}
+
 static int mr_prefetch(int fd, uint64_t h, uint64_t iova, uint64_t len,
 		       uint64_t flags)
 {
@@ -612,7 +619,8 @@ static int t_no_leak(void)
 {
 	size_t np = 64, len = np * PAGE;
 	struct ib_hmm_test_dma_info info;
-	uint64_t h, dma[64], found;
+	struct ib_hmm_test_counters c;
+	uint64_t h, dma[64], found, l1;
 	uint8_t *buf = NULL, *got = NULL;
 	long long mapped, ranges;
 	int fd, ret = T_PASS, i;
@@ -638,6 +646,20 @@ static int t_no_leak(void)
 		ranges = debugfs_stat("dma_iova_ranges");
 		CHECK(ranges == (info.iova_mode ? 2 : 0),
 		      "round %d: %lld IOVA ranges", i, ranges);
+		/*
+		 * The DMA state is in the table's bytes: two leaves (8 KiB
+		 * each in page mode, with an address per page; 4 KiB in IOVA
+		 * mode) and one level 1 node with the state per granule
+		 * (16 KiB with struct dma_iova_state, 8 KiB without).
+		 */
+		CHECK_ERR(mr_counters(fd, h, &c), 0);
+		l1 = c.table_bytes - 2 * (info.iova_mode ? PAGE : 2 * PAGE);
+		CHECK(l1 == 4 * PAGE || (!info.iova_mode && l1 == 2 * PAGE),
+		      "round %d: %llu table bytes", i,
+		      (unsigned long long)c.table_bytes);
+		if (verbose && !i)
+			printf("# 64 pages in 2 granules: %llu table bytes\n",
+			       (unsigned long long)c.table_bytes);
 		/* Half of it, or all of it. */
 		if (i % 3)
 			CHECK(!madvise(buf, len, MADV_DONTNEED), "madvise");
