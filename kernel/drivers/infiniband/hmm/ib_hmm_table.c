@@ -460,6 +460,20 @@ static u64 *ib_hmm_table_walk_alloc(struct ib_hmm_table *t, u64 addr)
 }
 
 /*
+ * The device writes through the kernel's mapping of the page, which leaves
+ * the CPU's page table entry clean: a page it may have written must be
+ * marked dirty before it leaves the mirror, or reclaim would drop (clean
+ * shmem, MADV_FREE'd anonymous memory) or not write back what the device
+ * wrote. As ib_umem_odp does, every entry with WRITE counts as written.
+ * mirror->lock keeps the page mapped in the meantime.
+ */
+static void ib_hmm_entry_dirty(u64 entry)
+{
+	if (entry & IB_HMM_E_WRITE)
+		folio_mark_dirty(pfn_folio(ib_hmm_entry_pfn(entry)));
+}
+
+/*
  * DMA tables: replace the mapping of entry @old (if valid) by one of entry
  * @new, for @size bytes at @off in granule @g (@addr: where page mode keeps
  * the DMA address). The entry changes only if both succeed.
@@ -531,7 +545,10 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 						     IB_HMM_GRANULE_SIZE, old,
 						     new);
 			if (ret) {
+				/* @old is unmapped: drop it, keeping its writes. */
 				WRITE_ONCE(*slot, 0);
+				if (ib_hmm_slot_is_entry(old))
+					ib_hmm_entry_dirty(old);
 				ib_hmm_dma_gran_free(t, g);
 				return ret;
 			}
@@ -566,7 +583,10 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 					     (u64)idx << PAGE_SHIFT, PAGE_SIZE,
 					     old, new);
 		if (ret) {
+			/* @old is unmapped: drop it, keeping its writes. */
 			WRITE_ONCE(leaf[idx], 0);
+			if (old & IB_HMM_E_VALID)
+				ib_hmm_entry_dirty(old);
 			return ret;
 		}
 	}
@@ -585,20 +605,6 @@ struct ib_hmm_zap {
 	ib_hmm_zap_fn fn;
 	void *priv;
 };
-
-/*
- * The device writes through the kernel's mapping of the page, which leaves
- * the CPU's page table entry clean: a page it may have written must be
- * marked dirty before it leaves the mirror, or reclaim would drop (clean
- * shmem, MADV_FREE'd anonymous memory) or not write back what the device
- * wrote. As ib_umem_odp does, every entry with WRITE counts as written.
- * mirror->lock keeps the page mapped in the meantime.
- */
-static void ib_hmm_entry_dirty(u64 entry)
-{
-	if (entry & IB_HMM_E_WRITE)
-		folio_mark_dirty(pfn_folio(ib_hmm_entry_pfn(entry)));
-}
 
 /*
  * DMA tables: unmap the run of entries [@first, @last] of a leaf, which all
