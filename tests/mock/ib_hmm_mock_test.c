@@ -29,61 +29,7 @@
 
 #include <uapi/rdma/ib_hmm_test.h>
 
-#define PAGE		4096UL
-#define HUGE_2M		(2UL << 20)
-#define ACC_ALL		IB_HMM_TEST_ACCESS_ALL
-#define DEBUGFS_STATS	"/sys/kernel/debug/ib_hmm/stats"
-
-enum { T_PASS, T_FAIL, T_SKIP };
-
-static char *reason;		/* shared with the parent */
-static int verbose;
-
-static void set_reason(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, 512, fmt, ap);
-	va_end(ap);
-}
-
-#define CHECK(cond, ...)						\
-	do {								\
-		if (!(cond)) {						\
-			set_reason(__VA_ARGS__);			\
-			ret = T_FAIL;					\
-			goto out;					\
-		}							\
-	} while (0)
-
-#define SKIP(...)							\
-	do {								\
-		set_reason(__VA_ARGS__);				\
-		ret = T_SKIP;						\
-		goto out;						\
-	} while (0)
-
-/* Expect an ioctl result: 0 or a positive errno. */
-#define CHECK_ERR(expr, want)						\
-	do {								\
-		int __e = (expr);					\
-		CHECK(__e == (want), "%s:%d: %s returned %s, want %s",	\
-		      __func__, __LINE__, #expr, strerror(__e),		\
-		      strerror(want));					\
-	} while (0)
-
-/* ---- mock device wrappers: return 0 or errno ---- */
-
-static int xioctl(int fd, unsigned long cmd, void *arg)
-{
-	return ioctl(fd, cmd, arg) ? errno : 0;
-}
-
-static int dev_open(void)
-{
-	return open(IB_HMM_TEST_DEVICE, O_RDWR | O_CLOEXEC);
-}
+#include "mock_harness.h"
 
 static int mr_create(int fd, uint64_t start, uint64_t len, uint64_t access,
 		     uint64_t *h)
@@ -1537,11 +1483,6 @@ out:
 	return ret;
 }
 
-struct tcase {
-	const char *name;
-	int (*fn)(void);
-};
-
 static const struct tcase cases[] = {
 	{ "write_then_cpu_sees", t_write_cpu_sees },
 	{ "cpu_write_then_read", t_cpu_write_read },
@@ -1569,84 +1510,7 @@ static const struct tcase cases[] = {
 	{ "concurrent_readers_dontneed", t_concurrent_dontneed },
 };
 
-static int run_case(const struct tcase *tc)
-{
-	int status;
-	pid_t pid;
-
-	reason[0] = 0;
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0) {
-		snprintf(reason, 512, "fork: %s", strerror(errno));
-		return T_FAIL;
-	}
-	if (pid == 0) {
-		status = tc->fn();
-		fflush(stdout);
-		_exit(status);
-	}
-	if (waitpid(pid, &status, 0) != pid) {
-		snprintf(reason, 512, "waitpid: %s", strerror(errno));
-		return T_FAIL;
-	}
-	if (WIFSIGNALED(status)) {
-		snprintf(reason, 512, "killed by signal %d", WTERMSIG(status));
-		return T_FAIL;
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) > T_SKIP) {
-		snprintf(reason, 512, "exit status %#x", status);
-		return T_FAIL;
-	}
-	return WEXITSTATUS(status);
-}
-
 int main(int argc, char **argv)
 {
-	int passed = 0, failed = 0, skipped = 0, fd, r, i, j, selected;
-	size_t n = sizeof(cases) / sizeof(cases[0]);
-
-	if (argc > 1 && !strcmp(argv[1], "-v")) {
-		verbose = 1;
-		argc--;
-		argv++;
-	}
-	reason = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (reason == MAP_FAILED) {
-		perror("mmap");
-		return 1;
-	}
-	fd = dev_open();
-	if (fd < 0) {
-		fprintf(stderr, "%s: %s (is ib_hmm_test loaded?)\n",
-			IB_HMM_TEST_DEVICE, strerror(errno));
-		printf("0 passed, 1 failed\n");
-		return 1;
-	}
-	close(fd);
-	for (i = 0; i < (int)n; i++) {
-		selected = argc <= 1;
-		for (j = 1; j < argc; j++)
-			selected |= !strcmp(argv[j], cases[i].name);
-		if (!selected)
-			continue;
-		r = run_case(&cases[i]);
-		if (r == T_PASS) {
-			printf("PASS %s\n", cases[i].name);
-			passed++;
-		} else if (r == T_SKIP) {
-			printf("SKIP %s: %s\n", cases[i].name, reason);
-			skipped++;
-		} else {
-			printf("FAIL %s: %s\n", cases[i].name, reason);
-			failed++;
-		}
-	}
-	if (skipped)
-		printf("%d passed, %d failed, %d skipped\n", passed, failed,
-		       skipped);
-	else
-		printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return mock_main(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }
