@@ -51,13 +51,6 @@ static int mr_create(int fd, bool dma, uint64_t start, uint64_t len,
 	return e;
 }
 
-static int mr_destroy(int fd, uint64_t h)
-{
-	struct ib_hmm_test_mr_destroy a = { .handle = h };
-
-	return xioctl(fd, IB_HMM_TEST_IOC_MR_DESTROY, &a);
-}
-
 /* The device reads (or writes) len bytes at iova through the mirror. */
 static int mr_dma(int fd, uint64_t h, uint64_t iova, uint64_t len, void *buf,
 		  uint64_t flags)
@@ -80,23 +73,6 @@ static int mr_write(int fd, uint64_t h, uint64_t iova, uint64_t len,
 	};
 
 	return xioctl(fd, IB_HMM_TEST_IOC_WRITE, &a);
-}
-
-static int mr_counters(int fd, uint64_t h, struct ib_hmm_test_counters *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->handle = h;
-	return xioctl(fd, IB_HMM_TEST_IOC_COUNTERS, c);
-}
-
-static int mr_prefetch(int fd, uint64_t h, uint64_t iova, uint64_t len,
-		       uint64_t flags)
-{
-	struct ib_hmm_test_prefetch a = {
-		.handle = h, .iova = iova, .length = len, .flags = flags,
-	};
-
-	return xioctl(fd, IB_HMM_TEST_IOC_PREFETCH, &a);
 }
 
 /* DMA addresses of npages pages; *found: how many are present. */
@@ -130,92 +106,6 @@ static int dma_raw(int fd, uint64_t dma, uint64_t len, void *buf,
 }
 
 /* ---- helpers ---- */
-
-static void *map_anon(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-/* An anonymous mapping of @len bytes aligned to @align. */
-static void *map_aligned(size_t len, size_t align)
-{
-	uint8_t *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uintptr_t a;
-
-	if (p == MAP_FAILED)
-		return NULL;
-	a = ((uintptr_t)p + align - 1) & ~(align - 1);
-	if (a > (uintptr_t)p)
-		munmap(p, a - (uintptr_t)p);
-	munmap((void *)(a + len), (uintptr_t)p + align - a);
-	return (void *)a;
-}
-
-static void fill_pattern(uint8_t *p, size_t len, unsigned int seed)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		p[i] = (uint8_t)(i * 131 + seed * 17 + (i >> 12) + 1);
-}
-
-static long first_diff(const uint8_t *a, const uint8_t *b, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (a[i] != b[i])
-			return (long)i;
-	return -1;
-}
-
-/* A global debugfs value, or -1. */
-static long long debugfs_stat(const char *name)
-{
-	char line[128], key[64];
-	long long v, ret = -1;
-	FILE *f = fopen(DEBUGFS_STATS, "r");
-
-	if (!f) {
-		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
-		f = fopen(DEBUGFS_STATS, "r");
-		if (!f)
-			return -1;
-	}
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%63[^:]: %lld", key, &v) == 2 &&
-		    !strcmp(key, name))
-			ret = v;
-	fclose(f);
-	return ret;
-}
-
-static bool smaps_has_thp(void *addr)
-{
-	char line[256];
-	bool in = false, thp = false;
-	unsigned long s, e, kb;
-	FILE *f = fopen("/proc/self/smaps", "r");
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') &&
-		    line[0] != ' ') {
-			in = (uintptr_t)addr >= s && (uintptr_t)addr < e;
-			continue;
-		}
-		if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1 &&
-		    kb >= 2048)
-			thp = true;
-	}
-	fclose(f);
-	return thp;
-}
 
 /* The device and its IOMMU; SKIP without them. */
 #define NEED_EDU(fd, info)						\
@@ -257,6 +147,21 @@ static int check_stale(int fd, uint64_t dma, const uint8_t *old, char *why,
 		return -1;
 	}
 	return 0;
+}
+
+/* Destroy DMA MR @h: no page may stay mapped, no IOVA range allocated. */
+static int destroy_unmapped(int fd, uint64_t h)
+{
+	int ret = T_PASS;
+
+	CHECK_ERR(mr_destroy(fd, h), 0);
+	CHECK(debugfs_stat("dma_mapped_pages") == 0 &&
+	      debugfs_stat("dma_iova_ranges") == 0,
+	      "mappings left after destroy: %lld pages, %lld IOVA ranges",
+	      debugfs_stat("dma_mapped_pages"),
+	      debugfs_stat("dma_iova_ranges"));
+out:
+	return ret;
 }
 
 /* ---- test cases ---- */
@@ -469,12 +374,7 @@ static int inval_case(enum inval_kind kind)
 		      "IOVA mode: page 1 came back at %#llx, was %#llx",
 		      (unsigned long long)dma2[1], (unsigned long long)dma[1]);
 destroy:
-	CHECK_ERR(mr_destroy(fd, h), 0);
-	CHECK(debugfs_stat("dma_mapped_pages") == 0 &&
-	      debugfs_stat("dma_iova_ranges") == 0,
-	      "mappings left after destroy: %lld pages, %lld IOVA ranges",
-	      debugfs_stat("dma_mapped_pages"),
-	      debugfs_stat("dma_iova_ranges"));
+	ret = destroy_unmapped(fd, h);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -557,10 +457,7 @@ static int t_thp(void)
 	}
 	CHECK_ERR(mr_dma(fd, h, U(g) + PAGE, PAGE, got, 0), 0);
 	CHECK(!memcmp(got, g + PAGE, PAGE), "device read after the split");
-	CHECK_ERR(mr_destroy(fd, h), 0);
-	CHECK(debugfs_stat("dma_mapped_pages") == 0 &&
-	      debugfs_stat("dma_iova_ranges") == 0,
-	      "mappings left after destroy");
+	ret = destroy_unmapped(fd, h);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -631,12 +528,7 @@ static int t_no_leak(void)
 	CHECK_ERR(mr_dma(fd, h, U(buf) + len / 2 - PAGE, PAGE, got, 0), 0);
 	CHECK(got[0] == 0x3c && got[PAGE - 1] == 0x3c,
 	      "device read after 200 invalidations");
-	CHECK_ERR(mr_destroy(fd, h), 0);
-	CHECK(debugfs_stat("dma_mapped_pages") == 0 &&
-	      debugfs_stat("dma_iova_ranges") == 0,
-	      "mappings left after destroy: %lld pages, %lld IOVA ranges",
-	      debugfs_stat("dma_mapped_pages"),
-	      debugfs_stat("dma_iova_ranges"));
+	ret = destroy_unmapped(fd, h);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -735,10 +627,7 @@ static int t_dma_during_invalidations(void)
 	if (verbose)
 		printf("# %d of 8 DMAs completed, %lu invalidation rounds\n", ok,
 		       c.rounds);
-	CHECK_ERR(mr_destroy(fd, h), 0);
-	CHECK(debugfs_stat("dma_mapped_pages") == 0 &&
-	      debugfs_stat("dma_iova_ranges") == 0,
-	      "mappings left after destroy");
+	ret = destroy_unmapped(fd, h);
 out:
 	if (started) {
 		c.stop = 1;

@@ -44,13 +44,6 @@ static int mr_create(int fd, uint64_t start, uint64_t len, uint64_t access,
 	return e;
 }
 
-static int mr_destroy(int fd, uint64_t h)
-{
-	struct ib_hmm_test_mr_destroy a = { .handle = h };
-
-	return xioctl(fd, IB_HMM_TEST_IOC_MR_DESTROY, &a);
-}
-
 static int mr_rw(int fd, unsigned long cmd, uint64_t h, uint64_t iova,
 		 uint64_t len, void *buf, uint64_t flags)
 {
@@ -87,16 +80,6 @@ static int mr_atomic(int fd, uint64_t h, uint64_t iova, uint64_t op,
 	return e;
 }
 
-static int mr_prefetch(int fd, uint64_t h, uint64_t iova, uint64_t len,
-		       uint64_t flags)
-{
-	struct ib_hmm_test_prefetch a = {
-		.handle = h, .iova = iova, .length = len, .flags = flags,
-	};
-
-	return xioctl(fd, IB_HMM_TEST_IOC_PREFETCH, &a);
-}
-
 static int mr_snapshot(int fd, uint64_t h, uint64_t iova, uint64_t npages,
 		       uint8_t *state)
 {
@@ -108,46 +91,7 @@ static int mr_snapshot(int fd, uint64_t h, uint64_t iova, uint64_t npages,
 	return xioctl(fd, IB_HMM_TEST_IOC_SNAPSHOT, &a);
 }
 
-static int mr_counters(int fd, uint64_t h, struct ib_hmm_test_counters *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->handle = h;
-	return xioctl(fd, IB_HMM_TEST_IOC_COUNTERS, c);
-}
-
 /* ---- helpers ---- */
-
-static void *map_anon(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-/* An anonymous mapping of @len bytes aligned to @align. */
-static void *map_aligned(size_t len, size_t align)
-{
-	uint8_t *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uintptr_t a;
-
-	if (p == MAP_FAILED)
-		return NULL;
-	a = ((uintptr_t)p + align - 1) & ~(align - 1);
-	if (a > (uintptr_t)p)
-		munmap(p, a - (uintptr_t)p);
-	munmap((void *)(a + len), (uintptr_t)p + align - a);
-	return (void *)a;
-}
-
-static void fill_pattern(uint8_t *p, size_t len, unsigned int seed)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		p[i] = (uint8_t)(i * 131 + seed * 17 + (i >> 12) + 1);
-}
 
 static bool all_bytes(const uint8_t *p, size_t len, uint8_t v)
 {
@@ -157,16 +101,6 @@ static bool all_bytes(const uint8_t *p, size_t len, uint8_t v)
 		if (p[i] != v)
 			return false;
 	return true;
-}
-
-static long first_diff(const uint8_t *a, const uint8_t *b, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (a[i] != b[i])
-			return (long)i;
-	return -1;
 }
 
 static unsigned int fault_around(void)
@@ -184,27 +118,6 @@ static unsigned int fault_around(void)
 	if (v > 512)
 		v = 512;
 	return v;
-}
-
-/* A global debugfs value, or -1. */
-static long long debugfs_stat(const char *name)
-{
-	char line[128], key[64];
-	long long v, ret = -1;
-	FILE *f = fopen(DEBUGFS_STATS, "r");
-
-	if (!f) {
-		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
-		f = fopen(DEBUGFS_STATS, "r");
-		if (!f)
-			return -1;
-	}
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%63[^:]: %lld", key, &v) == 2 &&
-		    !strcmp(key, name))
-			ret = v;
-	fclose(f);
-	return ret;
 }
 
 static unsigned int count_state(const uint8_t *st, size_t n, uint8_t mask,
@@ -649,29 +562,6 @@ out:
 	if (fd >= 0)
 		close(fd);
 	return ret;
-}
-
-static bool smaps_has_thp(void *addr)
-{
-	char line[256];
-	bool in = false, thp = false;
-	unsigned long s, e, kb;
-	FILE *f = fopen("/proc/self/smaps", "r");
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') &&
-		    line[0] != ' ') {
-			in = (uintptr_t)addr >= s && (uintptr_t)addr < e;
-			continue;
-		}
-		if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1 &&
-		    kb >= 2048)
-			thp = true;
-	}
-	fclose(f);
-	return thp;
 }
 
 static int t_thp(void)

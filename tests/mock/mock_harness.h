@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,119 @@ static inline int xioctl(int fd, unsigned long cmd, void *arg)
 static inline int dev_open(void)
 {
 	return open(IB_HMM_TEST_DEVICE, O_RDWR | O_CLOEXEC);
+}
+
+/* ---- helpers shared by the programs ---- */
+
+static inline int mr_destroy(int fd, uint64_t h)
+{
+	struct ib_hmm_test_mr_destroy a = { .handle = h };
+
+	return xioctl(fd, IB_HMM_TEST_IOC_MR_DESTROY, &a);
+}
+
+static inline int mr_counters(int fd, uint64_t h,
+			      struct ib_hmm_test_counters *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->handle = h;
+	return xioctl(fd, IB_HMM_TEST_IOC_COUNTERS, c);
+}
+
+static inline int mr_prefetch(int fd, uint64_t h, uint64_t iova,
+			      uint64_t len, uint64_t flags)
+{
+	struct ib_hmm_test_prefetch a = {
+		.handle = h, .iova = iova, .length = len, .flags = flags,
+	};
+
+	return xioctl(fd, IB_HMM_TEST_IOC_PREFETCH, &a);
+}
+
+static inline void *map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* An anonymous mapping of @len bytes aligned to @align. */
+static inline void *map_aligned(size_t len, size_t align)
+{
+	uint8_t *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = ((uintptr_t)p + align - 1) & ~(align - 1);
+	if (a > (uintptr_t)p)
+		munmap(p, a - (uintptr_t)p);
+	munmap((void *)(a + len), (uintptr_t)p + align - a);
+	return (void *)a;
+}
+
+static inline void fill_pattern(uint8_t *p, size_t len, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 131 + seed * 17 + (i >> 12) + 1);
+}
+
+static inline long first_diff(const uint8_t *a, const uint8_t *b, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (a[i] != b[i])
+			return (long)i;
+	return -1;
+}
+
+/* A global debugfs value, or -1. */
+static inline long long debugfs_stat(const char *name)
+{
+	char line[128], key[64];
+	long long v, ret = -1;
+	FILE *f = fopen(DEBUGFS_STATS, "r");
+
+	if (!f) {
+		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+		f = fopen(DEBUGFS_STATS, "r");
+		if (!f)
+			return -1;
+	}
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63[^:]: %lld", key, &v) == 2 &&
+		    !strcmp(key, name))
+			ret = v;
+	fclose(f);
+	return ret;
+}
+
+static inline bool smaps_has_thp(void *addr)
+{
+	char line[256];
+	bool in = false, thp = false;
+	unsigned long s, e, kb;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') &&
+		    line[0] != ' ') {
+			in = (uintptr_t)addr >= s && (uintptr_t)addr < e;
+			continue;
+		}
+		if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1 &&
+		    kb >= 2048)
+			thp = true;
+	}
+	fclose(f);
+	return thp;
 }
 
 struct tcase {

@@ -318,41 +318,43 @@ static int ib_hmm_test_edu_dma(struct ib_hmm_test_edu *edu, u64 src, u64 dst,
 	return 0;
 }
 
-/* The device reads @len bytes at @dma; they land at @off in the bounce. */
-static int ib_hmm_test_edu_read(struct ib_hmm_test_edu *edu, dma_addr_t dma,
-				u64 len, u64 off)
+/*
+ * Move @len bytes between @dma and @off in the bounce buffer through the
+ * device's own buffer: with @to_dma the device reads the bounce and writes
+ * at @dma, else it reads at @dma and writes the bounce.
+ */
+static int ib_hmm_test_edu_copy(struct ib_hmm_test_edu *edu, dma_addr_t dma,
+				u64 len, u64 off, bool to_dma)
 {
-	u64 done, n;
+	u64 done, n, at_dma, at_bounce;
 	int ret = 0;
 
 	for (done = 0; done < len && !ret; done += n) {
 		n = min_t(u64, len - done, EDU_XFER_MAX);
-		ret = ib_hmm_test_edu_dma(edu, dma + done, EDU_BUF_ADDR, n,
-					  false);
+		at_dma = dma + done;
+		at_bounce = edu->bounce_dma + off + done;
+		ret = ib_hmm_test_edu_dma(edu, to_dma ? at_bounce : at_dma,
+					  EDU_BUF_ADDR, n, false);
 		if (!ret)
 			ret = ib_hmm_test_edu_dma(edu, EDU_BUF_ADDR,
-						  edu->bounce_dma + off + done,
+						  to_dma ? at_dma : at_bounce,
 						  n, true);
 	}
 	return ret;
+}
+
+/* The device reads @len bytes at @dma; they land at @off in the bounce. */
+static int ib_hmm_test_edu_read(struct ib_hmm_test_edu *edu, dma_addr_t dma,
+				u64 len, u64 off)
+{
+	return ib_hmm_test_edu_copy(edu, dma, len, off, false);
 }
 
 /* The device writes the @len bytes at @off in the bounce to @dma. */
 static int ib_hmm_test_edu_write(struct ib_hmm_test_edu *edu, dma_addr_t dma,
 				 u64 len, u64 off)
 {
-	u64 done, n;
-	int ret = 0;
-
-	for (done = 0; done < len && !ret; done += n) {
-		n = min_t(u64, len - done, EDU_XFER_MAX);
-		ret = ib_hmm_test_edu_dma(edu, edu->bounce_dma + off + done,
-					  EDU_BUF_ADDR, n, false);
-		if (!ret)
-			ret = ib_hmm_test_edu_dma(edu, EDU_BUF_ADDR, dma + done,
-						  n, true);
-	}
-	return ret;
+	return ib_hmm_test_edu_copy(edu, dma, len, off, true);
 }
 
 /* Fill the part of the device's buffer that transfers use with @fill. */
