@@ -29,10 +29,15 @@ static const unsigned int ib_hmm_op_access[] = {
 	[IB_HMM_OP_FLUSH] = IB_HMM_ACCESS_FLUSH,
 };
 
-/* ib_hmm_mr_create() and ib_hmm_mr_create_dma(); @dma_dev may be NULL. */
-static struct ib_hmm_mr *ib_hmm_mr_new(const void *owner, struct mm_struct *mm,
-				       struct device *dma_dev, u64 start,
-				       u64 length, unsigned int access)
+/*
+ * ib_hmm_mr_create() and ib_hmm_mr_create_dma(); @dma_dev may be NULL.
+ * Inlined into both, so that ib_hmm_mr_create() is a whole function and
+ * not a tail call: fail_function on it (the faultinj suite) injected
+ * nothing on 7.3 while it only jumped here.
+ */
+static __always_inline struct ib_hmm_mr *
+ib_hmm_mr_new(const void *owner, struct mm_struct *mm, struct device *dma_dev,
+	      u64 start, u64 length, unsigned int access)
 {
 	bool implicit = start == IB_HMM_IMPLICIT_START &&
 			length == IB_HMM_IMPLICIT_LENGTH;
