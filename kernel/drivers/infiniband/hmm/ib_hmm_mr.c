@@ -530,6 +530,32 @@ int ib_hmm_mr_flush(struct ib_hmm_mr *mr, u64 iova, u64 length)
 }
 EXPORT_SYMBOL_GPL(ib_hmm_mr_flush);
 
+/* Whether @npages pages from page-aligned @addr lie inside the MR's pages. */
+static bool ib_hmm_mr_pages_inside(struct ib_hmm_mr *mr, u64 addr, u64 npages)
+{
+	u64 len, end;
+
+	return !check_mul_overflow(npages, (u64)PAGE_SIZE, &len) &&
+	       !check_add_overflow(addr, len, &end) &&
+	       addr >= (mr->start & PAGE_MASK) &&
+	       end <= ALIGN(mr->end, PAGE_SIZE);
+}
+
+/* The IB_HMM_PAGE_* state of a page whose entry is @e. */
+static unsigned int ib_hmm_entry_page_state(u64 e)
+{
+	unsigned int state;
+
+	if (!(e & IB_HMM_E_VALID))
+		return 0;
+	state = IB_HMM_PAGE_VALID;
+	if (e & IB_HMM_E_WRITE)
+		state |= IB_HMM_PAGE_WRITE;
+	if (e & IB_HMM_E_HUGE)
+		state |= IB_HMM_PAGE_HUGE;
+	return state;
+}
+
 /**
  * ib_hmm_mr_snapshot() - report what the mirror holds, without faulting
  * @mr: the MR
@@ -543,24 +569,15 @@ EXPORT_SYMBOL_GPL(ib_hmm_mr_flush);
 int ib_hmm_mr_snapshot(struct ib_hmm_mr *mr, u64 iova, u64 npages, u8 *state)
 {
 	struct ib_hmm_mirror *m = mr->mirror;
-	u64 addr = iova & PAGE_MASK, len, end, e, i;
+	u64 addr = iova & PAGE_MASK, e, i;
 
-	if (check_mul_overflow(npages, (u64)PAGE_SIZE, &len) ||
-	    check_add_overflow(addr, len, &end) ||
-	    addr < (mr->start & PAGE_MASK) || end > ALIGN(mr->end, PAGE_SIZE))
+	if (!ib_hmm_mr_pages_inside(mr, addr, npages))
 		return -EFAULT;
 
 	mutex_lock(&m->lock);
 	for (i = 0; i < npages; i++, addr += PAGE_SIZE) {
 		e = ib_hmm_table_lookup(&m->table, addr);
-		state[i] = 0;
-		if (!(e & IB_HMM_E_VALID))
-			continue;
-		state[i] = IB_HMM_PAGE_VALID;
-		if (e & IB_HMM_E_WRITE)
-			state[i] |= IB_HMM_PAGE_WRITE;
-		if (e & IB_HMM_E_HUGE)
-			state[i] |= IB_HMM_PAGE_HUGE;
+		state[i] = ib_hmm_entry_page_state(e);
 	}
 	mutex_unlock(&m->lock);
 	return 0;
@@ -592,29 +609,22 @@ int ib_hmm_mr_dma_walk(struct ib_hmm_mr *mr, u64 iova, u64 npages,
 		       ib_hmm_dma_fn fn, void *priv)
 {
 	struct ib_hmm_mirror *m = mr->mirror;
-	u64 addr = iova & PAGE_MASK, len, end, e, i;
-	unsigned int flags;
+	u64 addr = iova & PAGE_MASK, e, i;
+	unsigned int state;
 	dma_addr_t dma;
 	int ret = 0;
 
 	if (!m->table.dma_dev)
 		return -EOPNOTSUPP;
-	if (check_mul_overflow(npages, (u64)PAGE_SIZE, &len) ||
-	    check_add_overflow(addr, len, &end) ||
-	    addr < (mr->start & PAGE_MASK) || end > ALIGN(mr->end, PAGE_SIZE))
+	if (!ib_hmm_mr_pages_inside(mr, addr, npages))
 		return -EFAULT;
 
 	mutex_lock(&m->lock);
 	for (i = 0; i < npages && !ret; i++, addr += PAGE_SIZE) {
 		e = ib_hmm_table_lookup_dma(&m->table, &m->lock, addr, &dma);
-		if (!(e & IB_HMM_E_VALID))
-			continue;
-		flags = IB_HMM_PAGE_VALID;
-		if (e & IB_HMM_E_WRITE)
-			flags |= IB_HMM_PAGE_WRITE;
-		if (e & IB_HMM_E_HUGE)
-			flags |= IB_HMM_PAGE_HUGE;
-		ret = fn(priv, addr, dma, flags);
+		state = ib_hmm_entry_page_state(e);
+		if (state)
+			ret = fn(priv, addr, dma, state);
 	}
 	mutex_unlock(&m->lock);
 	return ret;
