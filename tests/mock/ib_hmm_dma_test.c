@@ -105,6 +105,31 @@ static int dma_raw(int fd, uint64_t dma, uint64_t len, void *buf,
 	return e;
 }
 
+/* Give DMA MR @h the logging invalidate hook (ib_hmm_mr_set_ops()). */
+static int mr_set_ops(int fd, uint64_t h)
+{
+	struct ib_hmm_test_mr_set_ops a = { .handle = h };
+
+	return xioctl(fd, IB_HMM_TEST_IOC_MR_SET_OPS, &a);
+}
+
+/* The hook calls of @h since the last look (log: the last 64, or NULL). */
+static int hook_log(int fd, uint64_t h, struct ib_hmm_test_hook_call *log,
+		    uint64_t *calls, uint64_t *file_calls)
+{
+	struct ib_hmm_test_hook_call tmp[IB_HMM_TEST_HOOK_LOG];
+	struct ib_hmm_test_hook_log a = {
+		.handle = h, .addr = (uintptr_t)(log ? log : tmp),
+	};
+	int e = xioctl(fd, IB_HMM_TEST_IOC_HOOK_LOG, &a);
+
+	if (!e && calls)
+		*calls = a.calls;
+	if (!e && file_calls)
+		*file_calls = a.file_calls;
+	return e;
+}
+
 /* ---- helpers ---- */
 
 /* The device and its IOMMU; SKIP without them. */
@@ -162,6 +187,83 @@ static int destroy_unmapped(int fd, uint64_t h)
 	      debugfs_stat("dma_iova_ranges"));
 out:
 	return ret;
+}
+
+/*
+ * The hook of @h was called exactly once since the last look, for
+ * [@start, @end), blockable, and @known pages of it that a DMA_LOOKUP had
+ * given were all still mapped then. -1 with @why otherwise.
+ */
+static int hook_one_call(int fd, uint64_t h, uint64_t start, uint64_t end,
+			 uint64_t known, char *why, size_t whylen)
+{
+	struct ib_hmm_test_hook_call log[IB_HMM_TEST_HOOK_LOG], *c = log;
+	uint64_t calls;
+	int e;
+
+	e = hook_log(fd, h, log, &calls, NULL);
+	if (e) {
+		snprintf(why, whylen, "HOOK_LOG: %s", strerror(e));
+		return -1;
+	}
+	if (calls != 1) {
+		snprintf(why, whylen,
+			 "MR %llu: %llu hook calls, want 1 for [%#llx, %#llx)",
+			 (unsigned long long)h, (unsigned long long)calls,
+			 (unsigned long long)start, (unsigned long long)end);
+		if (calls)
+			snprintf(why + strlen(why), whylen - strlen(why),
+				 "; the first for [%#llx, %#llx)",
+				 (unsigned long long)c->start,
+				 (unsigned long long)c->end);
+		return -1;
+	}
+	if (c->start != start || c->end != end || c->blockable != 1 ||
+	    c->checked != known || c->mapped != known) {
+		snprintf(why, whylen,
+			 "MR %llu: hook for [%#llx, %#llx) blockable %llu, "
+			 "%llu of %llu known pages mapped; want [%#llx, %#llx) "
+			 "blockable 1, %llu of %llu",
+			 (unsigned long long)h, (unsigned long long)c->start,
+			 (unsigned long long)c->end,
+			 (unsigned long long)c->blockable,
+			 (unsigned long long)c->mapped,
+			 (unsigned long long)c->checked,
+			 (unsigned long long)start, (unsigned long long)end,
+			 (unsigned long long)known, (unsigned long long)known);
+		return -1;
+	}
+	return 0;
+}
+
+/* No hook call of @h since the last look. */
+#define HOOK_NONE(fd, h, when)						\
+	do {								\
+		uint64_t __calls = ~0ULL;				\
+		CHECK_ERR(hook_log(fd, h, NULL, &__calls, NULL), 0);	\
+		CHECK(__calls == 0, "MR %llu: %llu hook calls %s",	\
+		      (unsigned long long)(h),				\
+		      (unsigned long long)__calls, when);		\
+	} while (0)
+
+#define HOOK_ONE(fd, h, start, end, known)				\
+	do {								\
+		if (hook_one_call(fd, h, start, end, known, reason,	\
+				  512)) {				\
+			ret = T_FAIL;					\
+			goto out;					\
+		}							\
+	} while (0)
+
+/* @len bytes of 4 KiB pages (THP off), filled from @seed; NULL on failure. */
+static uint8_t *small_pages(size_t len, int seed)
+{
+	uint8_t *buf = map_aligned(len, HUGE_2M);
+
+	if (!buf || madvise(buf, len, MADV_NOHUGEPAGE))
+		return NULL;
+	fill_pattern(buf, len, seed);
+	return buf;
 }
 
 /* ---- test cases ---- */
@@ -638,6 +740,345 @@ out:
 	return ret;
 }
 
+/*
+ * A driver's invalidate hook runs before the pages go: for a munmap of
+ * pages 2-5 of 8 it is called once, for exactly that range, blockable, and
+ * the addresses it would drop still translate; after munmap() they do not.
+ */
+static int t_hook_before_unmap(void)
+{
+	size_t np = 8, len = np * PAGE, i;
+	struct ib_hmm_test_dma_info info;
+	uint64_t h, dma[8], dma2[8], found;
+	uint8_t *buf = NULL, *old = NULL;
+	int fd, ret = T_PASS;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	NEED_EDU(fd, info);
+	buf = small_pages(len, 11);
+	old = malloc(len);
+	CHECK(buf && old, "allocation failed");
+	memcpy(old, buf, len);
+	CHECK_ERR(mr_create(fd, true, U(buf), len, &h), 0);
+	CHECK_ERR(mr_set_ops(fd, h), 0);
+	CHECK_ERR(mr_prefetch(fd, h, U(buf), len, IB_HMM_TEST_PREFETCH_WRITE),
+		  0);
+	CHECK_ERR(dma_lookup(fd, h, U(buf), np, dma, &found), 0);
+	CHECK(found == np, "%llu pages present", (unsigned long long)found);
+	HOOK_NONE(fd, h, "after faulting absent pages in");
+
+	CHECK(!munmap(buf + 2 * PAGE, 4 * PAGE), "munmap");
+	HOOK_ONE(fd, h, U(buf) + 2 * PAGE, U(buf) + 6 * PAGE, 4);
+	for (i = 2; i < 6; i++)
+		if (check_stale(fd, dma[i], old + i * PAGE, reason, 512)) {
+			ret = T_FAIL;
+			goto out;
+		}
+	CHECK_ERR(dma_lookup(fd, h, U(buf), np, dma2, &found), 0);
+	CHECK(found == 4, "%llu pages present after the munmap",
+	      (unsigned long long)found);
+	for (i = 0; i < np; i++)
+		CHECK(i >= 2 && i < 6 ? dma2[i] == IB_HMM_TEST_DMA_NONE :
+		      dma2[i] == dma[i], "page %zu at %#llx, was %#llx", i,
+		      (unsigned long long)dma2[i], (unsigned long long)dma[i]);
+	HOOK_NONE(fd, h, "from lookups and stale checks");
+	ret = destroy_unmapped(fd, h);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/*
+ * One mirror, four MRs over pages 0-23: A [0, 8) and B [16, 24) and C
+ * [4, 12) with the hook, D [0, 8) without. MADV_DONTNEED of [2, 6) calls
+ * A's hook for [2, 6) and C's for [4, 6), not B's; D's pages of it are
+ * unmapped all the same.
+ */
+static int t_hook_only_overlapping(void)
+{
+	size_t np = 24, len = np * PAGE, i;
+	struct ib_hmm_test_dma_info info;
+	uint64_t ha, hb, hc, hd, dma[8], dmac[8], dmad[8], found, f0, f1;
+	uint8_t *buf = NULL, *old = NULL;
+	int fd, ret = T_PASS;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	NEED_EDU(fd, info);
+	buf = small_pages(len, 12);
+	old = malloc(len);
+	CHECK(buf && old, "allocation failed");
+	memcpy(old, buf, len);
+	CHECK_ERR(mr_create(fd, true, U(buf), 8 * PAGE, &ha), 0);
+	CHECK_ERR(mr_create(fd, true, U(buf) + 16 * PAGE, 8 * PAGE, &hb), 0);
+	CHECK_ERR(mr_create(fd, true, U(buf) + 4 * PAGE, 8 * PAGE, &hc), 0);
+	CHECK_ERR(mr_create(fd, true, U(buf), 8 * PAGE, &hd), 0);
+	CHECK_ERR(mr_set_ops(fd, ha), 0);
+	CHECK_ERR(mr_set_ops(fd, hb), 0);
+	CHECK_ERR(mr_set_ops(fd, hc), 0);
+	CHECK_ERR(mr_prefetch(fd, ha, U(buf), 8 * PAGE,
+			      IB_HMM_TEST_PREFETCH_WRITE), 0);
+	CHECK_ERR(mr_prefetch(fd, hb, U(buf) + 16 * PAGE, 8 * PAGE,
+			      IB_HMM_TEST_PREFETCH_WRITE), 0);
+	/* Pages 4-7 are there already, for write: no remap, no hook. */
+	CHECK_ERR(mr_prefetch(fd, hc, U(buf) + 4 * PAGE, 8 * PAGE,
+			      IB_HMM_TEST_PREFETCH_WRITE), 0);
+	CHECK_ERR(dma_lookup(fd, ha, U(buf), 8, dma, &found), 0);
+	CHECK(found == 8, "A: %llu pages present", (unsigned long long)found);
+	CHECK_ERR(dma_lookup(fd, hc, U(buf) + 4 * PAGE, 8, dmac, &found), 0);
+	CHECK(found == 8, "C: %llu pages present", (unsigned long long)found);
+	CHECK(!memcmp(dmac, dma + 4, 4 * sizeof(*dma)),
+	      "A and C see pages 4-7 at different addresses");
+	CHECK_ERR(dma_lookup(fd, hb, U(buf) + 16 * PAGE, 8, dmad, &found), 0);
+	CHECK(found == 8, "B: %llu pages present", (unsigned long long)found);
+	HOOK_NONE(fd, ha, "after faulting absent pages in");
+	HOOK_NONE(fd, hb, "after faulting absent pages in");
+	CHECK_ERR(hook_log(fd, hc, NULL, &found, &f0), 0);
+	CHECK(found == 0, "C: %llu hook calls after faulting in",
+	      (unsigned long long)found);
+
+	CHECK(!madvise(buf + 2 * PAGE, 4 * PAGE, MADV_DONTNEED), "madvise");
+	HOOK_ONE(fd, ha, U(buf) + 2 * PAGE, U(buf) + 6 * PAGE, 4);
+	HOOK_ONE(fd, hc, U(buf) + 4 * PAGE, U(buf) + 6 * PAGE, 2);
+	CHECK_ERR(hook_log(fd, hb, NULL, &found, &f1), 0);
+	CHECK(found == 0 && f1 == f0 + 2,
+	      "B: %llu hook calls; %llu calls of all MRs, want 2",
+	      (unsigned long long)found, (unsigned long long)(f1 - f0));
+
+	/* D, without ops, sees the same mirror: the pages are gone. */
+	CHECK_ERR(dma_lookup(fd, hd, U(buf), 8, dmad, &found), 0);
+	CHECK(found == 4, "D: %llu pages present", (unsigned long long)found);
+	for (i = 0; i < 8; i++)
+		CHECK(i >= 2 && i < 6 ? dmad[i] == IB_HMM_TEST_DMA_NONE :
+		      dmad[i] == dma[i], "D: page %zu at %#llx, was %#llx", i,
+		      (unsigned long long)dmad[i], (unsigned long long)dma[i]);
+	for (i = 2; i < 6; i++)
+		if (check_stale(fd, dma[i], old + i * PAGE, reason, 512)) {
+			ret = T_FAIL;
+			goto out;
+		}
+	CHECK_ERR(mr_destroy(fd, ha), 0);
+	CHECK_ERR(mr_destroy(fd, hb), 0);
+	CHECK_ERR(mr_destroy(fd, hc), 0);
+	ret = destroy_unmapped(fd, hd);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/*
+ * A fault for write over a page faulted for read remaps it (another DMA
+ * direction): the hook is called for that page first, while the old
+ * address still translates. The new address takes device writes; faulting
+ * again (for write or read) calls no hook.
+ */
+static int t_hook_on_write_upgrade(void)
+{
+	size_t np = 4, len = np * PAGE;
+	struct ib_hmm_test_dma_info info;
+	uint64_t h, a, b, found, phys = 0;
+	uint8_t *buf = NULL, *old = NULL, *src = NULL, *got = NULL;
+	uint64_t pg;
+	int fd, ret = T_PASS;
+	long d;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	NEED_EDU(fd, info);
+	buf = small_pages(len, 13);
+	old = malloc(PAGE);
+	src = malloc(PAGE);
+	got = malloc(PAGE);
+	CHECK(buf && old && src && got, "allocation failed");
+	pg = U(buf) + PAGE;
+	CHECK_ERR(mr_create(fd, true, U(buf), len, &h), 0);
+	CHECK_ERR(mr_set_ops(fd, h), 0);
+	CHECK_ERR(mr_prefetch(fd, h, pg, PAGE, 0), 0);
+	CHECK_ERR(dma_lookup(fd, h, pg, 1, &a, &found), 0);
+	CHECK(found == 1, "page not present after a read fault");
+	HOOK_NONE(fd, h, "after the read fault");
+
+	CHECK_ERR(mr_prefetch(fd, h, pg, PAGE, IB_HMM_TEST_PREFETCH_WRITE), 0);
+	HOOK_ONE(fd, h, pg, pg + PAGE, 1);
+	CHECK_ERR(dma_lookup(fd, h, pg, 1, &b, &found), 0);
+	CHECK(found == 1 && b != IB_HMM_TEST_DMA_NONE,
+	      "page not present after the write fault");
+	/* Page mode may map it elsewhere: then the old address is dead. */
+	memcpy(old, buf + PAGE, PAGE);
+	if (b != a && check_stale(fd, a, old, reason, 512)) {
+		ret = T_FAIL;
+		goto out;
+	}
+	/* The device writes at the new address; the CPU sees it. */
+	fill_pattern(src, PAGE, 14);
+	CHECK_ERR(dma_raw(fd, b, PAGE, src, IB_HMM_TEST_DMA_WRITE, 0, &phys),
+		  0);
+	CHECK(phys, "the new address %#llx does not translate",
+	      (unsigned long long)b);
+	d = first_diff(buf + PAGE, src, PAGE);
+	CHECK(d < 0, "CPU sees %#x at %ld after the device wrote %#x",
+	      buf[PAGE + d], d, src[d]);
+	fill_pattern(src, PAGE, 15);
+	CHECK_ERR(mr_dma(fd, h, pg, PAGE, src,
+			 IB_HMM_TEST_DMA_WRITE | IB_HMM_TEST_DMA_NO_FAULT), 0);
+	CHECK(!memcmp(buf + PAGE, src, PAGE),
+	      "CPU missed a device write through the mirror");
+	CHECK_ERR(mr_dma(fd, h, pg, PAGE, got, IB_HMM_TEST_DMA_NO_FAULT), 0);
+	CHECK(!memcmp(got, buf + PAGE, PAGE), "device read differs");
+	HOOK_NONE(fd, h, "from device accesses");
+
+	/* WRITE is there already: neither fault remaps. */
+	CHECK_ERR(mr_prefetch(fd, h, pg, PAGE, IB_HMM_TEST_PREFETCH_WRITE), 0);
+	CHECK_ERR(mr_prefetch(fd, h, pg, PAGE, 0), 0);
+	HOOK_NONE(fd, h, "after a second write fault and a read fault");
+	CHECK_ERR(dma_lookup(fd, h, pg, 1, &a, &found), 0);
+	CHECK(a == b, "the page moved from %#llx to %#llx without a remap",
+	      (unsigned long long)b, (unsigned long long)a);
+	ret = destroy_unmapped(fd, h);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/*
+ * A write fault over the whole buffer of 8 pages, 4 of which (2-5) were
+ * read-faulted: one hook call, for exactly those 4 pages (not the absent
+ * ones around them), blockable, before any of their old mappings goes;
+ * the install calls no more per page.
+ */
+static int t_hook_on_write_upgrade_range(void)
+{
+	size_t np = 8, len = np * PAGE;
+	struct ib_hmm_test_dma_info info;
+	uint64_t h, dma[4], found, lo, hi;
+	uint8_t *buf = NULL;
+	int fd, ret = T_PASS;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	NEED_EDU(fd, info);
+	buf = small_pages(len, 17);
+	CHECK(buf, "allocation failed");
+	lo = U(buf) + 2 * PAGE;
+	hi = lo + 4 * PAGE;
+	CHECK_ERR(mr_create(fd, true, U(buf), len, &h), 0);
+	CHECK_ERR(mr_set_ops(fd, h), 0);
+	CHECK_ERR(mr_prefetch(fd, h, lo, 4 * PAGE, 0), 0);
+	CHECK_ERR(dma_lookup(fd, h, lo, 4, dma, &found), 0);
+	CHECK(found == 4, "%llu pages present", (unsigned long long)found);
+	HOOK_NONE(fd, h, "after the read fault");
+	CHECK_ERR(mr_prefetch(fd, h, U(buf), len, IB_HMM_TEST_PREFETCH_WRITE),
+		  0);
+	HOOK_ONE(fd, h, lo, hi, 4);
+	ret = destroy_unmapped(fd, h);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/*
+ * A destroyed MR's hook is not called: its pages, which the mirror keeps
+ * while another MR (B) holds it, are unmapped by the next invalidation
+ * without it. B's hook still works; nothing is left mapped at the end.
+ */
+static int t_hook_destroy(void)
+{
+	size_t np = 16, len = np * PAGE;
+	struct ib_hmm_test_dma_info info;
+	uint64_t ha, hb, dma[8], found, calls, f0, f1;
+	uint8_t *buf = NULL, *old = NULL;
+	long long mapped;
+	int fd, ret = T_PASS;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	NEED_EDU(fd, info);
+	buf = small_pages(len, 16);
+	old = malloc(len);
+	CHECK(buf && old, "allocation failed");
+	memcpy(old, buf, len);
+	CHECK(debugfs_stat("dma_mapped_pages") == 0,
+	      "%lld pages mapped before the test",
+	      debugfs_stat("dma_mapped_pages"));
+	CHECK_ERR(mr_create(fd, true, U(buf), 8 * PAGE, &ha), 0);
+	CHECK_ERR(mr_create(fd, true, U(buf) + 8 * PAGE, 8 * PAGE, &hb), 0);
+	CHECK_ERR(mr_set_ops(fd, ha), 0);
+	CHECK_ERR(mr_set_ops(fd, hb), 0);
+	CHECK_ERR(mr_prefetch(fd, ha, U(buf), 8 * PAGE,
+			      IB_HMM_TEST_PREFETCH_WRITE), 0);
+	CHECK_ERR(dma_lookup(fd, ha, U(buf), 8, dma, &found), 0);
+	CHECK(found == 8, "%llu pages present", (unsigned long long)found);
+	CHECK_ERR(mr_destroy(fd, ha), 0);
+	mapped = debugfs_stat("dma_mapped_pages");
+	CHECK(mapped == 8, "%lld pages mapped after A's destroy, want 8 (the "
+	      "mirror keeps them)", mapped);
+	CHECK_ERR(hook_log(fd, hb, NULL, &calls, &f0), 0);
+	CHECK(calls == 0, "B: %llu hook calls", (unsigned long long)calls);
+
+	CHECK(!munmap(buf, 8 * PAGE), "munmap");
+	CHECK_ERR(hook_log(fd, hb, NULL, &calls, &f1), 0);
+	CHECK(calls == 0 && f1 == f0,
+	      "B: %llu hook calls; %llu calls of all MRs, want none",
+	      (unsigned long long)calls, (unsigned long long)(f1 - f0));
+	CHECK(debugfs_stat("dma_mapped_pages") == 0,
+	      "%lld pages mapped after the munmap",
+	      debugfs_stat("dma_mapped_pages"));
+	if (check_stale(fd, dma[0], old, reason, 512) ||
+	    check_stale(fd, dma[7], old + 7 * PAGE, reason, 512)) {
+		ret = T_FAIL;
+		goto out;
+	}
+	/* B's hook still runs (nothing of it looked up: none checked). */
+	CHECK(!madvise(buf + 8 * PAGE, 8 * PAGE, MADV_DONTNEED), "madvise");
+	HOOK_ONE(fd, hb, U(buf) + 8 * PAGE, U(buf) + 16 * PAGE, 0);
+	ret = destroy_unmapped(fd, hb);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/*
+ * MR_SET_OPS: EOPNOTSUPP without a DMA device, EBUSY the second time (the
+ * first hook stays), ENOENT for no MR; HOOK_LOG: EINVAL without ops.
+ */
+static int t_set_ops_errors(void)
+{
+	struct ib_hmm_test_dma_info info;
+	uint64_t h, hn, calls;
+	uint8_t *buf = NULL;
+	int fd, ret = T_PASS;
+
+	fd = dev_open();
+	CHECK(fd >= 0, "open: %s", strerror(errno));
+	NEED_EDU(fd, info);
+	buf = map_anon(4 * PAGE);
+	CHECK(buf, "mmap");
+	memset(buf, 1, 4 * PAGE);
+	CHECK_ERR(mr_create(fd, false, U(buf), 4 * PAGE, &hn), 0);
+	CHECK_ERR(mr_set_ops(fd, hn), EOPNOTSUPP);
+	CHECK_ERR(hook_log(fd, hn, NULL, &calls, NULL), EINVAL);
+	CHECK_ERR(mr_create(fd, true, U(buf), 4 * PAGE, &h), 0);
+	CHECK_ERR(hook_log(fd, h, NULL, &calls, NULL), EINVAL);
+	CHECK_ERR(mr_set_ops(fd, h), 0);
+	CHECK_ERR(mr_set_ops(fd, h), EBUSY);
+	CHECK_ERR(mr_set_ops(fd, h + hn + 100), ENOENT);
+	CHECK_ERR(mr_prefetch(fd, h, U(buf), 4 * PAGE, 0), 0);
+	CHECK(!madvise(buf, PAGE, MADV_DONTNEED), "madvise");
+	HOOK_ONE(fd, h, U(buf), U(buf) + PAGE, 0);
+	CHECK_ERR(mr_destroy(fd, hn), 0);
+	ret = destroy_unmapped(fd, h);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 static const struct tcase cases[] = {
 	{ "edu_selftest", t_edu_selftest },
 	{ "read_write", t_read_write },
@@ -648,6 +1089,12 @@ static const struct tcase cases[] = {
 	{ "no_leak_200_invalidations", t_no_leak },
 	{ "close_unmaps", t_close_unmaps },
 	{ "dma_during_invalidations", t_dma_during_invalidations },
+	{ "hook_before_unmap", t_hook_before_unmap },
+	{ "hook_only_overlapping", t_hook_only_overlapping },
+	{ "hook_on_write_upgrade", t_hook_on_write_upgrade },
+	{ "hook_on_write_upgrade_range", t_hook_on_write_upgrade_range },
+	{ "hook_destroy", t_hook_destroy },
+	{ "set_ops_errors", t_set_ops_errors },
 };
 
 int main(int argc, char **argv)

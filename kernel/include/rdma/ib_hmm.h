@@ -146,6 +146,36 @@ int ib_hmm_mr_snapshot(struct ib_hmm_mr *mr, u64 iova, u64 npages,
 typedef int (*ib_hmm_dma_fn)(void *priv, u64 iova, dma_addr_t dma,
 			     unsigned int flags);
 
+/**
+ * struct ib_hmm_mr_ops - driver callbacks of a DMA mirror's MR
+ * @invalidate: a device that caches translations of the MR's pages (MTTs)
+ *	drops those of [@start, @end) here, and waits until the device no
+ *	longer uses them, before ib_hmm unmaps the pages. Called for every
+ *	invalidation whose range overlaps the MR (@start, @end are clipped to
+ *	the MR's range, page aligned), under mirror->lock, before anything of
+ *	the range is zapped or unmapped; and by a fault that remaps present
+ *	pages of the MR (WRITE added: a new DMA direction), once per fault
+ *	batch for the span of them, before the old mappings go, from the
+ *	faulting thread (which may be the driver's own fault handler: it must
+ *	not hold the locks taken here). It may sleep waiting for the device
+ *	but must not allocate with reclaim (GFP_NOWAIT, GFP_ATOMIC or memory
+ *	allocated beforehand) nor call into ib_hmm. If @blockable is false
+ *	(the OOM reaper) it must not sleep at all: it either drops the
+ *	translations without waiting or returns false, and the invalidation
+ *	then fails with nothing of it zapped (the core mm retries later).
+ *	Returns true when the device no longer uses the translations; it must
+ *	when @blockable is true.
+ *
+ * See ib_hmm_mr_set_ops().
+ */
+struct ib_hmm_mr_ops {
+	bool (*invalidate)(struct ib_hmm_mr *mr, void *priv, u64 start,
+			   u64 end, bool blockable);
+};
+
+int ib_hmm_mr_set_ops(struct ib_hmm_mr *mr, const struct ib_hmm_mr_ops *ops,
+		      void *priv);
+
 bool ib_hmm_dma_uses_iova(struct device *dev);
 int ib_hmm_mr_dma_walk(struct ib_hmm_mr *mr, u64 iova, u64 npages,
 		       ib_hmm_dma_fn fn, void *priv);

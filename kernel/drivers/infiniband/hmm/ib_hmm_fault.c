@@ -81,6 +81,40 @@ static int ib_hmm_fault_check_vmas(struct mm_struct *mm, u64 start,
 }
 
 /*
+ * A write fault in a DMA mirror with MRs with ops: the pages of the batch
+ * that are present without WRITE will be remapped by their install (another
+ * DMA direction). Have the MRs' hooks called once for the span of them, not
+ * once per page (ib_hmm_mirror_dma_upgrading()). Under mirror->lock.
+ */
+static void ib_hmm_fault_hook_upgrades(struct ib_hmm_mirror *m, u64 start,
+				       const unsigned long *pfns,
+				       unsigned long npages)
+{
+	u64 addr, e, s, first = 0, end = 0;
+	unsigned long i;
+
+	for (i = 0; i < npages; i++) {
+		if ((pfns[i] & (HMM_PFN_VALID | HMM_PFN_ERROR |
+				HMM_PFN_WRITE)) !=
+		    (HMM_PFN_VALID | HMM_PFN_WRITE))
+			continue;
+		addr = start + ((u64)i << PAGE_SHIFT);
+		e = ib_hmm_table_lookup(&m->table, addr);
+		if (!(e & IB_HMM_E_VALID) || (e & IB_HMM_E_WRITE))
+			continue;
+		/* A huge entry is remapped whole. */
+		s = e & IB_HMM_E_HUGE ?
+			round_down(addr, IB_HMM_GRANULE_SIZE) : addr;
+		if (!end || s < first)
+			first = s;
+		end = max(end, e & IB_HMM_E_HUGE ? s + IB_HMM_GRANULE_SIZE :
+						    addr + PAGE_SIZE);
+	}
+	if (end)
+		ib_hmm_mirror_dma_upgrading(m, first, end);
+}
+
+/*
  * One hmm_range_fault() call's worth: [start, *endp), at most a batch.
  * -EAGAIN when an invalidation collided with it (nothing was installed) or
  * the table ran out of spare nodes in the middle (refilled since).
@@ -148,6 +182,8 @@ again:
 		mutex_unlock(&m->lock);
 		return -EAGAIN;
 	}
+	if (m->nr_ops && (flags & IB_HMM_FAULT_WRITE))
+		ib_hmm_fault_hook_upgrades(m, start, pfns, npages);
 	for (i = 0, ret = 0; i < npages; i += ret) {
 		p = pfns[i];
 		if (!(p & HMM_PFN_VALID) || (p & HMM_PFN_ERROR)) {
@@ -164,6 +200,8 @@ again:
 		if (ret < 0)
 			break;
 	}
+	if (m->upgrade_end)
+		ib_hmm_mirror_dma_upgraded(m);
 	mutex_unlock(&m->lock);
 	/*
 	 * Nothing beyond what was installed is lost; the caller retries the

@@ -11,6 +11,7 @@
 #include <linux/device.h>
 #include <linux/err.h>
 #include <linux/hashtable.h>
+#include <linux/minmax.h>
 #include <linux/mmu_notifier.h>
 #include <linux/rculist.h>
 #include <linux/sched/mm.h>
@@ -30,8 +31,86 @@ static unsigned long ib_hmm_mirror_key(const void *owner, struct mm_struct *mm,
 }
 
 /*
+ * Let the drivers of the MRs that overlap [start, end) drop their device
+ * translations before anything is unmapped. Only MRs with ops are visited:
+ * a mirror without any (rxe) does not walk its MRs here.
+ */
+static bool ib_hmm_mirror_invalidate_mrs(struct ib_hmm_mirror *m, u64 start,
+					 u64 end, bool blockable)
+{
+	struct ib_hmm_mr *mr;
+	u64 s, e;
+
+	lockdep_assert_held(&m->lock);
+	list_for_each_entry_rcu(mr, &m->mrs, node, lockdep_is_held(&m->lock)) {
+		if (!mr->ops)
+			continue;
+		s = max(start, mr->start & PAGE_MASK);
+		e = min(end, ALIGN(mr->end, PAGE_SIZE));
+		if (s >= e)
+			continue;
+		if (!mr->ops->invalidate(mr, mr->ops_priv, s, e, blockable))
+			return false;
+	}
+	return true;
+}
+
+/**
+ * ib_hmm_mirror_dma_replacing() - a DMA entry is about to be remapped
+ * @t: the table of a mirror (mirror->lock held)
+ * @start: user address of the entry
+ * @size: its size
+ *
+ * An install that changes a present entry of a DMA table (WRITE added:
+ * another DMA direction) unmaps its old mapping without an invalidation.
+ * The drivers of the MRs over it drop their translations first, so a device
+ * never uses the old address after it is unmapped. Their ops->invalidate
+ * may sleep; blockable is true (the faulting thread, not an OOM reaper).
+ * Nothing is called when ib_hmm_mirror_dma_upgrading() covered the entry.
+ */
+void ib_hmm_mirror_dma_replacing(struct ib_hmm_table *t, u64 start,
+				 u64 size)
+{
+	struct ib_hmm_mirror *m = container_of(t, struct ib_hmm_mirror, table);
+
+	if (!m->nr_ops)
+		return;
+	if (start >= m->upgrade_start && start + size <= m->upgrade_end)
+		return;
+	ib_hmm_mirror_invalidate_mrs(m, start, start + size, true);
+}
+
+/**
+ * ib_hmm_mirror_dma_upgrading() - a fault is about to remap present pages
+ * @m: a mirror with MRs with ops (mirror->lock held)
+ * @start: first page that a write fault's install will change
+ * @end: end of the last one
+ *
+ * Calls the MRs' hooks once for the span instead of once per page from the
+ * install, which then skips the pages of [@start, @end) until
+ * ib_hmm_mirror_dma_upgraded(). A driver that drops translations with a
+ * device command (mlx5: a UMR per call) pays one per fault batch.
+ */
+void ib_hmm_mirror_dma_upgrading(struct ib_hmm_mirror *m, u64 start, u64 end)
+{
+	lockdep_assert_held(&m->lock);
+	ib_hmm_mirror_invalidate_mrs(m, start, end, true);
+	m->upgrade_start = start;
+	m->upgrade_end = end;
+}
+
+/* The install of the span of ib_hmm_mirror_dma_upgrading() is over. */
+void ib_hmm_mirror_dma_upgraded(struct ib_hmm_mirror *m)
+{
+	lockdep_assert_held(&m->lock);
+	m->upgrade_start = 0;
+	m->upgrade_end = 0;
+}
+
+/*
  * The invalidate side of hmm.rst: blockable check, lock, set_seq, zap,
- * unlock. The zap takes each populated granule's stripe for write, so
+ * unlock. Drivers' device translations go first (ops->invalidate), then
+ * the zap, which takes each populated granule's stripe for write, so
  * in-flight data-path accesses to the range end before this returns.
  */
 static bool ib_hmm_mirror_invalidate(struct mmu_interval_notifier *mni,
@@ -50,6 +129,12 @@ static bool ib_hmm_mirror_invalidate(struct mmu_interval_notifier *mni,
 		return false;
 
 	mmu_interval_set_seq(mni, cur_seq);
+	if (m->nr_ops &&
+	    !ib_hmm_mirror_invalidate_mrs(m, range->start, range->end,
+					  blockable)) {
+		mutex_unlock(&m->lock);
+		return false;
+	}
 	m->inv_gen++;
 	ret = ib_hmm_table_zap(&m->table, &m->lock, range->start, range->end,
 			       blockable, ib_hmm_stats_zapped, &acct);
@@ -196,5 +281,7 @@ void ib_hmm_mirror_del_mr(struct ib_hmm_mirror *m, struct ib_hmm_mr *mr)
 {
 	mutex_lock(&m->lock);
 	list_del_rcu(&mr->node);
+	if (mr->ops)
+		m->nr_ops--;
 	mutex_unlock(&m->lock);
 }

@@ -133,6 +133,46 @@ struct ib_hmm_mr *ib_hmm_mr_create_dma(const void *owner,
 EXPORT_SYMBOL_GPL(ib_hmm_mr_create_dma);
 
 /**
+ * ib_hmm_mr_set_ops() - give a DMA mirror's MR driver callbacks
+ * @mr: an MR created by ib_hmm_mr_create_dma()
+ * @ops: the callbacks (see struct ib_hmm_mr_ops), kept until @mr is
+ *	destroyed
+ * @priv: passed to them
+ *
+ * Called once, before the MR is used to fault: from then on every
+ * invalidation that overlaps @mr calls @ops->invalidate before it unmaps.
+ * MRs without ops (and mirrors without any such MR) cost the invalidation
+ * nothing.
+ *
+ * Context: process context, may sleep; takes mirror->lock.
+ * Return: 0; -EOPNOTSUPP if @mr has no DMA device; -EINVAL if @ops has no
+ * invalidate callback; -EBUSY if @mr already has ops.
+ */
+int ib_hmm_mr_set_ops(struct ib_hmm_mr *mr, const struct ib_hmm_mr_ops *ops,
+		      void *priv)
+{
+	struct ib_hmm_mirror *m = mr->mirror;
+	int ret = 0;
+
+	if (!m->table.dma_dev)
+		return -EOPNOTSUPP;
+	if (!ops || !ops->invalidate)
+		return -EINVAL;
+	mutex_lock(&m->lock);
+	if (mr->ops) {
+		ret = -EBUSY;
+		goto unlock;
+	}
+	mr->ops_priv = priv;
+	mr->ops = ops;
+	m->nr_ops++;
+unlock:
+	mutex_unlock(&m->lock);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(ib_hmm_mr_set_ops);
+
+/**
  * ib_hmm_mr_destroy() - destroy an MR view
  * @mr: the MR; may be NULL or an ERR_PTR
  *

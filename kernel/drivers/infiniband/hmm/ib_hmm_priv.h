@@ -43,7 +43,12 @@
  *   mirror->lock before storing it, and unmap it in the zap, under
  *   mirror->lock and the granule's stripe (write), before the entry's page
  *   is marked dirty and before the invalidate callback returns. The DMA API
- *   maps with GFP_ATOMIC and never sleeps here. DMA addresses are read
+ *   maps with GFP_ATOMIC and never sleeps here. Before the zap, the
+ *   invalidate callback calls the ops->invalidate of every MR with ops that
+ *   overlaps the range, under mirror->lock: drivers take their own locks
+ *   there (mirror->lock -> driver lock) and drop device translations. An
+ *   install that remaps a present entry (WRITE added) does the same for
+ *   that entry before it unmaps the old mapping. DMA addresses are read
  *   under mirror->lock (ib_hmm_mr_dma_walk()), never locklessly: a device
  *   whose driver recorded them must drop them in its invalidation path.
  */
@@ -154,6 +159,8 @@ static inline dma_addr_t *ib_hmm_leaf_dma(u64 *leaf)
 typedef void (*ib_hmm_zap_fn)(void *priv, u64 start, u64 end);
 
 void ib_hmm_table_init(struct ib_hmm_table *t, u64 task_size);
+void ib_hmm_mirror_dma_replacing(struct ib_hmm_table *t, u64 start,
+				 u64 size);
 void ib_hmm_table_destroy(struct ib_hmm_table *t);
 u64 ib_hmm_table_lookup(struct ib_hmm_table *t, u64 addr);
 int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
@@ -214,6 +221,8 @@ struct ib_hmm_mirror {
 	struct ib_hmm_table table;	/* changes under lock */
 	struct list_head mrs;		/* RCU; writers hold lock */
 	u64 inv_gen;			/* lock */
+	unsigned int nr_ops;		/* lock: MRs of mrs with ops */
+	u64 upgrade_start, upgrade_end;	/* lock: hooks called for these */
 	spinlock_t atomic_lock;		/* device atomics */
 };
 
@@ -223,6 +232,9 @@ struct ib_hmm_mirror *ib_hmm_mirror_get(const void *owner,
 void ib_hmm_mirror_put(struct ib_hmm_mirror *m);
 void ib_hmm_mirror_add_mr(struct ib_hmm_mirror *m, struct ib_hmm_mr *mr);
 void ib_hmm_mirror_del_mr(struct ib_hmm_mirror *m, struct ib_hmm_mr *mr);
+void ib_hmm_mirror_dma_upgrading(struct ib_hmm_mirror *m, u64 start,
+				 u64 end);
+void ib_hmm_mirror_dma_upgraded(struct ib_hmm_mirror *m);
 
 /* ------------------------------------------------------------------------
  * ib_hmm_fault.c: the hmm_range_fault() loop.
@@ -263,6 +275,8 @@ struct ib_hmm_mr {
 	refcount_t users;		/* creator + queued async prefetches */
 	struct completion released;	/* users reached 0 */
 	u64 inv_gen;			/* mirror->lock */
+	const struct ib_hmm_mr_ops *ops;	/* mirror->lock (write) */
+	void *ops_priv;			/* mirror->lock (write) */
 	atomic64_t faults;
 	atomic64_t faults_handled;
 	atomic64_t invalidations;

@@ -474,16 +474,32 @@ static void ib_hmm_entry_dirty(u64 entry)
 }
 
 /*
+ * DMA tables, outside a zap: unmap valid entry @old (@size bytes at @off in
+ * granule @g, which maps user address @base) that an install replaces. A
+ * device may hold its DMA address (an MTT), so the drivers of the MRs over
+ * it drop that first, as in an invalidation (ib_hmm_mirror_dma_replacing()).
+ */
+static void ib_hmm_table_dma_drop(struct ib_hmm_table *t,
+				  struct ib_hmm_dma_gran *g, u64 base,
+				  dma_addr_t *addr, u64 off, size_t size,
+				  u64 old)
+{
+	ib_hmm_mirror_dma_replacing(t, base + off, size);
+	ib_hmm_dma_unmap(t, g, addr, off, size, old & IB_HMM_E_WRITE);
+}
+
+/*
  * DMA tables: replace the mapping of entry @old (if valid) by one of entry
  * @new, for @size bytes at @off in granule @g (@addr: where page mode keeps
  * the DMA address). The entry changes only if both succeed.
  */
 static int ib_hmm_table_dma_remap(struct ib_hmm_table *t,
-				  struct ib_hmm_dma_gran *g, dma_addr_t *addr,
-				  u64 off, size_t size, u64 old, u64 new)
+				  struct ib_hmm_dma_gran *g, u64 base,
+				  dma_addr_t *addr, u64 off, size_t size,
+				  u64 old, u64 new)
 {
 	if (old & IB_HMM_E_VALID)
-		ib_hmm_dma_unmap(t, g, addr, off, size, old & IB_HMM_E_WRITE);
+		ib_hmm_table_dma_drop(t, g, base, addr, off, size, old);
 	return ib_hmm_dma_map(t, g, addr, off, ib_hmm_entry_pfn(new), size,
 			      new & IB_HMM_E_WRITE);
 }
@@ -505,10 +521,12 @@ static int ib_hmm_table_dma_remap(struct ib_hmm_table *t,
  * In a DMA table the entry is mapped for the device before it is stored;
  * an entry that changes (another page, or WRITE added) is unmapped and
  * mapped again, so a device must look its DMA address up again after a
- * fault (page mode gives it a new one).
+ * fault (page mode gives it a new one). Before the old mapping goes, the
+ * drivers of the MRs over it drop their translations of it, as in an
+ * invalidation (struct ib_hmm_mr_ops).
  *
  * Context: mirror->lock held, after a successful mmu_interval_read_retry().
- * Does not sleep.
+ * Sleeps only in a driver's ops->invalidate.
  * Return: the number of pages from @addr on that are now covered (>= 1),
  * -ENOMEM if a node could not be allocated without sleeping, -EFAULT if
  * @addr is beyond the table, -EIO if the DMA mapping failed (the page is
@@ -519,6 +537,7 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 			 u64 *made_present)
 {
 	unsigned int idx = ib_hmm_slot_index(addr, 0);
+	u64 base = addr & ~(u64)(IB_HMM_GRANULE_SIZE - 1);
 	struct ib_hmm_dma_gran *g = NULL;
 	u64 *slot, *leaf, old, new;
 	int ret;
@@ -541,7 +560,7 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 		if (!write && old == (new | IB_HMM_E_WRITE))
 			new = old;
 		if (g && new != old) {
-			ret = ib_hmm_table_dma_remap(t, g, &g->addr, 0,
+			ret = ib_hmm_table_dma_remap(t, g, base, &g->addr, 0,
 						     IB_HMM_GRANULE_SIZE, old,
 						     new);
 			if (ret) {
@@ -565,8 +584,8 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 		if (!leaf)
 			return -ENOMEM;
 		if (g && old)
-			ib_hmm_dma_unmap(t, g, &g->addr, 0, IB_HMM_GRANULE_SIZE,
-					 old & IB_HMM_E_WRITE);
+			ib_hmm_table_dma_drop(t, g, base, &g->addr, 0,
+					      IB_HMM_GRANULE_SIZE, old);
 		ib_hmm_slot_publish(slot, leaf);
 	} else {
 		leaf = ib_hmm_slot_node(old);
@@ -577,7 +596,7 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 	if (!write && old == (new | IB_HMM_E_WRITE))
 		new = old;
 	if (g && new != old) {
-		ret = ib_hmm_table_dma_remap(t, g,
+		ret = ib_hmm_table_dma_remap(t, g, base,
 					     t->dma_iova ? NULL :
 					     &ib_hmm_leaf_dma(leaf)[idx],
 					     (u64)idx << PAGE_SHIFT, PAGE_SIZE,

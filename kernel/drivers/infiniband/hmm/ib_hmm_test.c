@@ -24,6 +24,7 @@
 #include <linux/rwsem.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/spinlock.h>
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
 #include <linux/xarray.h>
@@ -39,8 +40,26 @@
 #define IB_HMM_TEST_BOUNCE	(64 * 1024)
 
 struct ib_hmm_test_file {
-	struct rw_semaphore lock;	/* write: MR create/destroy */
+	struct rw_semaphore lock;	/* write: MR create/destroy, set_ops */
 	struct xarray mrs;		/* handle -> struct ib_hmm_mr */
+	struct xarray hooks;		/* handle -> struct ib_hmm_test_hook */
+	atomic64_t hook_calls;		/* of every MR, destroyed ones too */
+};
+
+/*
+ * The invalidate callback of an MR given ops by MR_SET_OPS: what it was
+ * called for, and whether the DMA addresses the last DMA_LOOKUP returned
+ * for the range were still mapped then.
+ */
+struct ib_hmm_test_hook {
+	struct ib_hmm_test_file *tf;
+	struct iommu_domain *domain;	/* NULL: no translating IOMMU */
+	spinlock_t lock;		/* under mirror->lock in the callback */
+	u64 calls;			/* lock: since the last HOOK_LOG */
+	struct ib_hmm_test_hook_call log[IB_HMM_TEST_HOOK_LOG]; /* lock */
+	u64 iova;			/* lock: first page of the lookup */
+	u64 npages;			/* lock: pages in dma */
+	dma_addr_t dma[IB_HMM_TEST_HOOK_PAGES];	/* lock */
 };
 
 static int ib_hmm_test_open(struct inode *inode, struct file *filp)
@@ -52,6 +71,8 @@ static int ib_hmm_test_open(struct inode *inode, struct file *filp)
 		return -ENOMEM;
 	init_rwsem(&tf->lock);
 	xa_init_flags(&tf->mrs, XA_FLAGS_ALLOC1);
+	xa_init(&tf->hooks);
+	atomic64_set(&tf->hook_calls, 0);
 	filp->private_data = tf;
 	return 0;
 }
@@ -59,12 +80,16 @@ static int ib_hmm_test_open(struct inode *inode, struct file *filp)
 static int ib_hmm_test_release(struct inode *inode, struct file *filp)
 {
 	struct ib_hmm_test_file *tf = filp->private_data;
+	struct ib_hmm_test_hook *hook;
 	struct ib_hmm_mr *mr;
 	unsigned long handle;
 
 	xa_for_each(&tf->mrs, handle, mr)
 		ib_hmm_mr_destroy(mr);
 	xa_destroy(&tf->mrs);
+	xa_for_each(&tf->hooks, handle, hook)
+		kfree(hook);
+	xa_destroy(&tf->hooks);
 	kfree(tf);
 	return 0;
 }
@@ -112,16 +137,20 @@ static int ib_hmm_test_mr_create(struct ib_hmm_test_file *tf,
 static int ib_hmm_test_mr_destroy(struct ib_hmm_test_file *tf,
 				  struct ib_hmm_test_mr_destroy *arg)
 {
+	struct ib_hmm_test_hook *hook;
 	struct ib_hmm_mr *mr;
 
 	if (arg->handle > U32_MAX)
 		return -ENOENT;
 	down_write(&tf->lock);
 	mr = xa_erase(&tf->mrs, arg->handle);
+	hook = xa_erase(&tf->hooks, arg->handle);
 	up_write(&tf->lock);
 	if (!mr)
 		return -ENOENT;
+	/* The MR's callback may run until the MR is destroyed. */
 	ib_hmm_mr_destroy(mr);
+	kfree(hook);
 	return 0;
 }
 
@@ -531,7 +560,22 @@ ib_hmm_test_mr_create_dma(struct ib_hmm_test_file *tf,
 	return mr;
 }
 
+/* The addresses of the MR's last DMA_LOOKUP, for its invalidate callback. */
+static void ib_hmm_test_hook_learn(struct ib_hmm_test_hook *hook, u64 iova,
+				   u64 npages, const dma_addr_t *dma)
+{
+	if (!hook)
+		return;
+	npages = min_t(u64, npages, IB_HMM_TEST_HOOK_PAGES);
+	spin_lock(&hook->lock);
+	hook->iova = iova;
+	hook->npages = npages;
+	memcpy(hook->dma, dma, npages * sizeof(*dma));
+	spin_unlock(&hook->lock);
+}
+
 static int ib_hmm_test_dma_lookup(struct ib_hmm_mr *mr,
+				  struct ib_hmm_test_hook *hook,
 				  struct ib_hmm_test_dma_lookup *arg)
 {
 	dma_addr_t *dma;
@@ -552,6 +596,7 @@ static int ib_hmm_test_dma_lookup(struct ib_hmm_mr *mr,
 		ret = found;
 		goto free;
 	}
+	ib_hmm_test_hook_learn(hook, arg->iova, arg->npages, dma);
 	for (i = 0; i < arg->npages; i++)
 		out[i] = dma[i] == DMA_MAPPING_ERROR ? IB_HMM_TEST_DMA_NONE :
 						       dma[i];
@@ -630,6 +675,120 @@ static int ib_hmm_test_mr_dma(struct ib_hmm_mr *mr, struct ib_hmm_test_rw *arg)
 		ret = -EFAULT;
 unlock:
 	mutex_unlock(&ib_hmm_test_edu_lock);
+	return ret;
+}
+
+/*
+ * ops->invalidate, under mirror->lock and before anything of [start, end)
+ * is unmapped: log the call and which known addresses still translate.
+ * Never sleeps, so non-blockable calls are logged the same way.
+ */
+static bool ib_hmm_test_hook_invalidate(struct ib_hmm_mr *mr, void *priv,
+					u64 start, u64 end, bool blockable)
+{
+	struct ib_hmm_test_hook *hook = priv;
+	struct ib_hmm_test_hook_call *c;
+	u64 i, iova;
+
+	atomic64_inc(&hook->tf->hook_calls);
+	spin_lock(&hook->lock);
+	c = &hook->log[hook->calls++ % IB_HMM_TEST_HOOK_LOG];
+	memset(c, 0, sizeof(*c));
+	c->start = start;
+	c->end = end;
+	c->blockable = blockable;
+	for (i = 0; hook->domain && i < hook->npages; i++) {
+		iova = hook->iova + i * PAGE_SIZE;
+		if (iova < start || iova >= end ||
+		    hook->dma[i] == DMA_MAPPING_ERROR)
+			continue;
+		c->checked++;
+		if (iommu_iova_to_phys(hook->domain, hook->dma[i]))
+			c->mapped++;
+	}
+	spin_unlock(&hook->lock);
+	return true;
+}
+
+static const struct ib_hmm_mr_ops ib_hmm_test_hook_ops = {
+	.invalidate = ib_hmm_test_hook_invalidate,
+};
+
+/*
+ * ib_hmm_mr_set_ops() is called even when the MR has a hook already, so
+ * that its EBUSY is what userspace sees.
+ */
+static int ib_hmm_test_mr_set_ops(struct ib_hmm_test_file *tf,
+				  struct ib_hmm_test_mr_set_ops *arg)
+{
+	struct ib_hmm_test_edu *edu;
+	struct ib_hmm_test_hook *hook;
+	struct ib_hmm_mr *mr;
+	bool had;
+	int ret;
+
+	hook = kzalloc_obj(*hook, GFP_KERNEL);
+	if (!hook)
+		return -ENOMEM;
+	hook->tf = tf;
+	spin_lock_init(&hook->lock);
+	mutex_lock(&ib_hmm_test_edu_lock);
+	edu = ib_hmm_test_edu;
+	if (edu)
+		hook->domain = ib_hmm_test_edu_domain(edu);
+	mutex_unlock(&ib_hmm_test_edu_lock);
+
+	down_write(&tf->lock);
+	mr = ib_hmm_test_mr(tf, arg->handle);
+	if (!mr) {
+		ret = -ENOENT;
+		goto unlock;
+	}
+	had = !!xa_load(&tf->hooks, arg->handle);
+	/* The slot is reserved first: once the MR has ops, storing can't fail. */
+	ret = xa_reserve(&tf->hooks, arg->handle, GFP_KERNEL);
+	if (ret)
+		goto unlock;
+	ret = ib_hmm_mr_set_ops(mr, &ib_hmm_test_hook_ops, hook);
+	if (ret) {
+		if (!had)
+			xa_release(&tf->hooks, arg->handle);
+		goto unlock;
+	}
+	xa_store(&tf->hooks, arg->handle, hook, GFP_KERNEL);
+	hook = NULL;
+unlock:
+	up_write(&tf->lock);
+	kfree(hook);
+	return ret;
+}
+
+static int ib_hmm_test_hook_log(struct ib_hmm_test_file *tf,
+				struct ib_hmm_test_hook *hook,
+				struct ib_hmm_test_hook_log *arg)
+{
+	struct ib_hmm_test_hook_call *log;
+	u64 calls, n, i;
+	int ret = 0;
+
+	if (!hook)
+		return -EINVAL;
+	log = kmalloc_array(IB_HMM_TEST_HOOK_LOG, sizeof(*log), GFP_KERNEL);
+	if (!log)
+		return -ENOMEM;
+	spin_lock(&hook->lock);
+	calls = hook->calls;
+	n = min_t(u64, calls, IB_HMM_TEST_HOOK_LOG);
+	for (i = 0; i < n; i++)
+		log[i] = hook->log[(calls - n + i) % IB_HMM_TEST_HOOK_LOG];
+	hook->calls = 0;
+	spin_unlock(&hook->lock);
+	arg->calls = calls;
+	arg->file_calls = atomic64_read(&tf->hook_calls);
+	if (n && copy_to_user(u64_to_user_ptr(arg->addr), log,
+			      n * sizeof(*log)))
+		ret = -EFAULT;
+	kfree(log);
 	return ret;
 }
 
@@ -744,6 +903,8 @@ union ib_hmm_test_arg {
 	struct ib_hmm_test_dma_selftest dma_selftest;
 	struct ib_hmm_test_dma_raw dma_raw;
 	struct ib_hmm_test_dma_lookup dma_lookup;
+	struct ib_hmm_test_mr_set_ops set_ops;
+	struct ib_hmm_test_hook_log hook_log;
 };
 
 /* Every operation on an MR: the handle is each struct's first field. */
@@ -789,10 +950,17 @@ static long ib_hmm_test_mr_op(struct ib_hmm_test_file *tf, unsigned int cmd,
 		ret = ib_hmm_test_lookup(mr, &arg->lookup);
 		break;
 	case IB_HMM_TEST_IOC_DMA_LOOKUP:
-		ret = ib_hmm_test_dma_lookup(mr, &arg->dma_lookup);
+		ret = ib_hmm_test_dma_lookup(mr, xa_load(&tf->hooks,
+							 arg->destroy.handle),
+					     &arg->dma_lookup);
 		break;
 	case IB_HMM_TEST_IOC_MR_DMA:
 		ret = ib_hmm_test_mr_dma(mr, &arg->rw);
+		break;
+	case IB_HMM_TEST_IOC_HOOK_LOG:
+		ret = ib_hmm_test_hook_log(tf, xa_load(&tf->hooks,
+						       arg->destroy.handle),
+					   &arg->hook_log);
 		break;
 	default:
 		ret = -ENOTTY;
@@ -830,6 +998,8 @@ static long ib_hmm_test_ioctl(struct file *filp, unsigned int cmd,
 	case IB_HMM_TEST_IOC_MR_CREATE_DMA:
 	case IB_HMM_TEST_IOC_DMA_LOOKUP:
 	case IB_HMM_TEST_IOC_MR_DMA:
+	case IB_HMM_TEST_IOC_MR_SET_OPS:
+	case IB_HMM_TEST_IOC_HOOK_LOG:
 		break;
 	default:
 		return -ENOTTY;
@@ -847,6 +1017,9 @@ static long ib_hmm_test_ioctl(struct file *filp, unsigned int cmd,
 		break;
 	case IB_HMM_TEST_IOC_MR_DESTROY:
 		ret = ib_hmm_test_mr_destroy(tf, &arg.destroy);
+		break;
+	case IB_HMM_TEST_IOC_MR_SET_OPS:
+		ret = ib_hmm_test_mr_set_ops(tf, &arg.set_ops);
 		break;
 	case IB_HMM_TEST_IOC_DMA_INFO:
 		ret = ib_hmm_test_dma_info(&arg.dma_info);

@@ -187,6 +187,46 @@ struct ib_hmm_test_dma_lookup {
  * write.
  */
 
+/*
+ * MR_SET_OPS: give a DMA MR driver callbacks (ib_hmm_mr_set_ops()) whose
+ * invalidate logs each call, where a NIC driver would drop its MTTs.
+ * EOPNOTSUPP for an MR without a DMA device, EBUSY if it has them already
+ * (both from ib_hmm).
+ *
+ * HOOK_LOG: the log of an MR with callbacks, which is then emptied; EINVAL
+ * for an MR without. Per call: the range, blockable, and of the pages of
+ * the range that the MR's last DMA_LOOKUP (after MR_SET_OPS; its first
+ * IB_HMM_TEST_HOOK_PAGES pages) gave an address for, how many there were
+ * (checked) and how many of them the IOMMU still translated (mapped) when
+ * the callback ran; both 0 without a translating IOMMU.
+ */
+#define IB_HMM_TEST_HOOK_LOG		64
+#define IB_HMM_TEST_HOOK_PAGES		512
+
+struct ib_hmm_test_mr_set_ops {
+	__u64 handle;
+};
+
+struct ib_hmm_test_hook_call {
+	__u64 start;
+	__u64 end;
+	__u64 blockable;
+	__u64 checked;
+	__u64 mapped;
+};
+
+struct ib_hmm_test_hook_log {
+	__u64 handle;
+	__u64 addr;		/* user array of IB_HMM_TEST_HOOK_LOG calls */
+	__u64 calls;		/* out: calls since the last HOOK_LOG; the
+				 * last IB_HMM_TEST_HOOK_LOG of them are at
+				 * addr, oldest first
+				 */
+	__u64 file_calls;	/* out: calls of every MR of this file (open)
+				 * since it was opened, destroyed MRs too
+				 */
+};
+
 #define IB_HMM_TEST_IOC_MAGIC		0xE8
 #define IB_HMM_TEST_IOC_MR_CREATE \
 	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x00, struct ib_hmm_test_mr_create)
@@ -220,6 +260,10 @@ struct ib_hmm_test_dma_lookup {
 	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x0e, struct ib_hmm_test_dma_lookup)
 #define IB_HMM_TEST_IOC_MR_DMA \
 	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x0f, struct ib_hmm_test_rw)
+#define IB_HMM_TEST_IOC_MR_SET_OPS \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x10, struct ib_hmm_test_mr_set_ops)
+#define IB_HMM_TEST_IOC_HOOK_LOG \
+	_IOWR(IB_HMM_TEST_IOC_MAGIC, 0x11, struct ib_hmm_test_hook_log)
 
 /*
  * /dev/ib_umem_odp_test (ib_umem_odp_test.ko) serves the same ABI from the
