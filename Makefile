@@ -4,6 +4,8 @@
 #              project does, then the quick benchmark comparison (benchmarks/run --quick)
 # make check   set everything up and run every test (unit + VM, both kernels; the debug
 #              kernel's lane too when that kernel has been built)
+# make gate    the driver glue's build gate alone (mlx5_ib with W=1 C=1 against the stock
+#              source, depends on ib_hmm; also a step of make check)
 # make debug-kernel  build the debug kernels (KASAN, lockdep, kmemleak, fault injection)
 #              into the cache, once
 #
@@ -17,7 +19,7 @@ KERNEL ?= 6.12
 export HMMV_BUILD := $(abspath $(BUILD))
 export HMMV_KERNELS := $(KERNELS)
 
-.PHONY: all setup build modules check unit demo clean debug-kernel
+.PHONY: all setup build modules check unit gate demo clean debug-kernel
 all: build
 
 setup:
@@ -39,6 +41,9 @@ unit: build
 
 check: build
 	tests/check --kernels "$(KERNELS)"
+
+gate: build
+	rc=0; for k in $(KERNELS); do kernel/gate --kernel $$k || rc=1; done; exit $$rc
 
 demo: build
 	tests/vm/run --kernel $(KERNEL) -- tests/vm/demo
