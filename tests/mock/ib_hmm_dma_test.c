@@ -180,11 +180,11 @@ static int destroy_unmapped(int fd, uint64_t h)
 	int ret = T_PASS;
 
 	CHECK_ERR(mr_destroy(fd, h), 0);
-	CHECK(debugfs_stat("dma_mapped_pages") == 0 &&
-	      debugfs_stat("dma_iova_ranges") == 0,
+	CHECK(hmm_debugfs_stat("dma_mapped_pages") == 0 &&
+	      hmm_debugfs_stat("dma_iova_ranges") == 0,
 	      "mappings left after destroy: %lld pages, %lld IOVA ranges",
-	      debugfs_stat("dma_mapped_pages"),
-	      debugfs_stat("dma_iova_ranges"));
+	      hmm_debugfs_stat("dma_mapped_pages"),
+	      hmm_debugfs_stat("dma_iova_ranges"));
 out:
 	return ret;
 }
@@ -314,13 +314,13 @@ static int t_read_write(void)
 	src = malloc(len);
 	CHECK(buf && got && src, "allocation failed");
 	fill_pattern(buf, len, 1);
-	mirrors0 = debugfs_stat("mirrors");
-	mapped0 = debugfs_stat("dma_mapped_pages");
+	mirrors0 = hmm_debugfs_stat("mirrors");
+	mapped0 = hmm_debugfs_stat("dma_mapped_pages");
 	CHECK(mapped0 == 0, "dma_mapped_pages %lld before any DMA MR", mapped0);
 	/* One owner, the same range: one mirror without and one with DMA. */
 	CHECK_ERR(mr_create(fd, false, U(buf), len, &hc), 0);
 	CHECK_ERR(mr_create(fd, true, U(buf), len, &h), 0);
-	CHECK(debugfs_stat("mirrors") == mirrors0 + 2,
+	CHECK(hmm_debugfs_stat("mirrors") == mirrors0 + 2,
 	      "a DMA MR shares the mirror without a device");
 
 	CHECK_ERR(dma_lookup(fd, h, U(buf), np, dma, &found), 0);
@@ -332,7 +332,7 @@ static int t_read_write(void)
 	CHECK_ERR(dma_lookup(fd, h, U(buf), np, dma, &found), 0);
 	CHECK(found == np, "%llu of %zu pages present after the DMA read",
 	      (unsigned long long)found, np);
-	CHECK(debugfs_stat("dma_mapped_pages") - mapped0 >= (long long)np,
+	CHECK(hmm_debugfs_stat("dma_mapped_pages") - mapped0 >= (long long)np,
 	      "dma_mapped_pages did not count the pages");
 	for (i = 0; i < np; i++)
 		CHECK(dma[i] != IB_HMM_TEST_DMA_NONE && !(dma[i] & (PAGE - 1)),
@@ -358,12 +358,12 @@ static int t_read_write(void)
 	CHECK(!memcmp(got, src, PAGE), "device missed a write of the CPU path");
 
 	CHECK_ERR(mr_destroy(fd, h), 0);
-	CHECK(debugfs_stat("dma_mapped_pages") == 0,
+	CHECK(hmm_debugfs_stat("dma_mapped_pages") == 0,
 	      "dma_mapped_pages %lld after the DMA MR was destroyed",
-	      debugfs_stat("dma_mapped_pages"));
-	CHECK(debugfs_stat("dma_iova_ranges") == 0,
+	      hmm_debugfs_stat("dma_mapped_pages"));
+	CHECK(hmm_debugfs_stat("dma_iova_ranges") == 0,
 	      "dma_iova_ranges %lld after the DMA MR was destroyed",
-	      debugfs_stat("dma_iova_ranges"));
+	      hmm_debugfs_stat("dma_iova_ranges"));
 	if (info.translated && check_stale(fd, dma[0], buf, reason, 512)) {
 		ret = T_FAIL;
 		goto out;
@@ -522,13 +522,13 @@ static int t_thp(void)
 	fill_pattern(g, HUGE_2M, 5);
 	if (!smaps_has_thp(g))
 		SKIP("the kernel did not back the buffer with a THP");
-	mapped0 = debugfs_stat("dma_mapped_pages");
+	mapped0 = hmm_debugfs_stat("dma_mapped_pages");
 	CHECK_ERR(mr_create(fd, true, U(g), HUGE_2M, &h), 0);
 	CHECK_ERR(mr_prefetch(fd, h, U(g), HUGE_2M, IB_HMM_TEST_PREFETCH_WRITE),
 		  0);
-	CHECK(debugfs_stat("dma_mapped_pages") - mapped0 == (long long)np,
+	CHECK(hmm_debugfs_stat("dma_mapped_pages") - mapped0 == (long long)np,
 	      "a huge entry mapped %lld pages",
-	      debugfs_stat("dma_mapped_pages") - mapped0);
+	      hmm_debugfs_stat("dma_mapped_pages") - mapped0);
 	CHECK_ERR(dma_lookup(fd, h, U(g), np, dma, &found), 0);
 	CHECK(found == np, "%llu pages present", (unsigned long long)found);
 	for (i = 1; i < np; i++)
@@ -550,9 +550,9 @@ static int t_thp(void)
 	CHECK_ERR(dma_lookup(fd, h, U(g), np, dma, &found), 0);
 	CHECK(found == 0, "%llu pages present after the split",
 	      (unsigned long long)found);
-	CHECK(debugfs_stat("dma_mapped_pages") == mapped0,
+	CHECK(hmm_debugfs_stat("dma_mapped_pages") == mapped0,
 	      "%lld pages mapped after the split",
-	      debugfs_stat("dma_mapped_pages") - mapped0);
+	      hmm_debugfs_stat("dma_mapped_pages") - mapped0);
 	if (check_stale(fd, old0, old, reason, 512)) {
 		ret = T_FAIL;
 		goto out;
@@ -598,10 +598,10 @@ static int t_no_leak(void)
 		CHECK_ERR(mr_prefetch(fd, h, U(buf), len,
 				      i & 1 ? IB_HMM_TEST_PREFETCH_WRITE : 0),
 			  0);
-		mapped = debugfs_stat("dma_mapped_pages");
+		mapped = hmm_debugfs_stat("dma_mapped_pages");
 		CHECK(mapped == (long long)np, "round %d: %lld pages mapped",
 		      i, mapped);
-		ranges = debugfs_stat("dma_iova_ranges");
+		ranges = hmm_debugfs_stat("dma_iova_ranges");
 		CHECK(ranges == (info.iova_mode ? 2 : 0),
 		      "round %d: %lld IOVA ranges", i, ranges);
 		/*
@@ -659,8 +659,8 @@ static int t_close_unmaps(void)
 	CHECK(found == 1, "page not present");
 	close(fd2);
 	fd2 = -1;
-	CHECK(debugfs_stat("dma_mapped_pages") == 0 &&
-	      debugfs_stat("dma_iova_ranges") == 0,
+	CHECK(hmm_debugfs_stat("dma_mapped_pages") == 0 &&
+	      hmm_debugfs_stat("dma_iova_ranges") == 0,
 	      "mappings left after close");
 	if (check_stale(fd, dma, buf + 3 * PAGE, reason, 512)) {
 		ret = T_FAIL;
@@ -1002,9 +1002,9 @@ static int t_hook_destroy(void)
 	old = malloc(len);
 	CHECK(buf && old, "allocation failed");
 	memcpy(old, buf, len);
-	CHECK(debugfs_stat("dma_mapped_pages") == 0,
+	CHECK(hmm_debugfs_stat("dma_mapped_pages") == 0,
 	      "%lld pages mapped before the test",
-	      debugfs_stat("dma_mapped_pages"));
+	      hmm_debugfs_stat("dma_mapped_pages"));
 	CHECK_ERR(mr_create(fd, true, U(buf), 8 * PAGE, &ha), 0);
 	CHECK_ERR(mr_create(fd, true, U(buf) + 8 * PAGE, 8 * PAGE, &hb), 0);
 	CHECK_ERR(mr_set_ops(fd, ha), 0);
@@ -1014,7 +1014,7 @@ static int t_hook_destroy(void)
 	CHECK_ERR(dma_lookup(fd, ha, U(buf), 8, dma, &found), 0);
 	CHECK(found == 8, "%llu pages present", (unsigned long long)found);
 	CHECK_ERR(mr_destroy(fd, ha), 0);
-	mapped = debugfs_stat("dma_mapped_pages");
+	mapped = hmm_debugfs_stat("dma_mapped_pages");
 	CHECK(mapped == 8, "%lld pages mapped after A's destroy, want 8 (the "
 	      "mirror keeps them)", mapped);
 	CHECK_ERR(hook_log(fd, hb, NULL, &calls, &f0), 0);
@@ -1025,9 +1025,9 @@ static int t_hook_destroy(void)
 	CHECK(calls == 0 && f1 == f0,
 	      "B: %llu hook calls; %llu calls of all MRs, want none",
 	      (unsigned long long)calls, (unsigned long long)(f1 - f0));
-	CHECK(debugfs_stat("dma_mapped_pages") == 0,
+	CHECK(hmm_debugfs_stat("dma_mapped_pages") == 0,
 	      "%lld pages mapped after the munmap",
-	      debugfs_stat("dma_mapped_pages"));
+	      hmm_debugfs_stat("dma_mapped_pages"));
 	if (check_stale(fd, dma[0], old, reason, 512) ||
 	    check_stale(fd, dma[7], old + 7 * PAGE, reason, 512)) {
 		ret = T_FAIL;

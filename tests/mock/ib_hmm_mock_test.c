@@ -416,6 +416,7 @@ static int t_prot_none(void)
 	size_t len = 8 * PAGE;
 	uint8_t *buf = NULL, dst[64];
 	int fd = -1, ret = T_PASS;
+	long long other0, busy0, nomem0;
 	uint64_t h, orig;
 
 	fd = dev_open();
@@ -426,11 +427,23 @@ static int t_prot_none(void)
 	CHECK_ERR(mr_create(fd, U(buf), len, ACC_ALL, &h), 0);
 	CHECK_ERR(mr_read(fd, h, U(buf), sizeof(dst), dst), 0);
 	CHECK(!mprotect(buf + 2 * PAGE, 2 * PAGE, PROT_NONE), "mprotect");
+	other0 = hmm_debugfs_stat("fault_fail_other");
+	busy0 = hmm_debugfs_stat("fault_fail_busy");
+	nomem0 = hmm_debugfs_stat("fault_fail_nomem");
+	CHECK(other0 >= 0 && busy0 >= 0 && nomem0 >= 0, "no fault_fail_* in " HMM_DEBUGFS_STATS);
 	CHECK_ERR(mr_read(fd, h, U(buf) + 2 * PAGE, sizeof(dst), dst), EFAULT);
 	CHECK_ERR(mr_read(fd, h, U(buf) + 2 * PAGE - 10, 20, dst), EFAULT);
 	CHECK_ERR(mr_write(fd, h, U(buf) + 3 * PAGE, sizeof(dst), dst), EFAULT);
 	CHECK_ERR(mr_atomic(fd, h, U(buf) + 2 * PAGE,
 			    IB_HMM_TEST_ATOMIC_CMP_SWP, 0, 1, &orig), EFAULT);
+	/* Each failed data access counted once, as neither busy nor out of memory. */
+	CHECK(hmm_debugfs_stat("fault_fail_other") == other0 + 4 &&
+	      hmm_debugfs_stat("fault_fail_busy") == busy0 &&
+	      hmm_debugfs_stat("fault_fail_nomem") == nomem0,
+	      "fault_fail other +%lld (want 4) busy +%lld nomem +%lld",
+	      hmm_debugfs_stat("fault_fail_other") - other0,
+	      hmm_debugfs_stat("fault_fail_busy") - busy0,
+	      hmm_debugfs_stat("fault_fail_nomem") - nomem0);
 	CHECK_ERR(mr_prefetch(fd, h, U(buf), len, 0), EFAULT);
 	CHECK_ERR(mr_read(fd, h, U(buf) + 4 * PAGE, sizeof(dst), dst), 0);
 	CHECK(all_bytes(dst, sizeof(dst), 0x44), "READ next to PROT_NONE wrong");
@@ -1200,13 +1213,13 @@ out:
 
 static int t_exit_live_mrs(void)
 {
-	long long m0 = debugfs_stat("mirrors"), r0 = debugfs_stat("mrs");
+	long long m0 = hmm_debugfs_stat("mirrors"), r0 = hmm_debugfs_stat("mrs");
 	long long m1 = -1, r1 = -1, b1;
 	int ret = T_PASS, status, i;
 	pid_t pid;
 
 	if (m0 < 0)
-		SKIP("no %s", DEBUGFS_STATS);
+		SKIP("no %s", HMM_DEBUGFS_STATS);
 	pid = fork();
 	CHECK(pid >= 0, "fork");
 	if (pid == 0) {
@@ -1232,15 +1245,15 @@ static int t_exit_live_mrs(void)
 	      "child failed (status %#x)", status);
 	/* The files are released at exit; allow the release to finish. */
 	for (i = 0; i < 200; i++) {
-		m1 = debugfs_stat("mirrors");
-		r1 = debugfs_stat("mrs");
+		m1 = hmm_debugfs_stat("mirrors");
+		r1 = hmm_debugfs_stat("mrs");
 		if (m1 == m0 && r1 == r0)
 			break;
 		usleep(10000);
 	}
 	CHECK(m1 == m0 && r1 == r0, "mirrors %lld -> %lld, mrs %lld -> %lld",
 	      m0, m1, r0, r1);
-	b1 = debugfs_stat("table_bytes");
+	b1 = hmm_debugfs_stat("table_bytes");
 	CHECK(m0 != 0 || b1 == 0, "table_bytes %lld with no mirror", b1);
 out:
 	return ret;

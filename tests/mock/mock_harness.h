@@ -25,10 +25,11 @@
 
 #include <uapi/rdma/ib_hmm_test.h>
 
+#include "hmm_stats.h"
+
 #define PAGE		4096UL
 #define HUGE_2M		(2UL << 20)
 #define ACC_ALL		IB_HMM_TEST_ACCESS_ALL
-#define DEBUGFS_STATS	"/sys/kernel/debug/ib_hmm/stats"
 
 enum { T_PASS, T_FAIL, T_SKIP };
 
@@ -148,27 +149,6 @@ static inline long first_diff(const uint8_t *a, const uint8_t *b, size_t len)
 		if (a[i] != b[i])
 			return (long)i;
 	return -1;
-}
-
-/* A global debugfs value, or -1. */
-static inline long long debugfs_stat(const char *name)
-{
-	char line[128], key[64];
-	long long v, ret = -1;
-	FILE *f = fopen(DEBUGFS_STATS, "r");
-
-	if (!f) {
-		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
-		f = fopen(DEBUGFS_STATS, "r");
-		if (!f)
-			return -1;
-	}
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%63[^:]: %lld", key, &v) == 2 &&
-		    !strcmp(key, name))
-			ret = v;
-	fclose(f);
-	return ret;
 }
 
 static inline bool smaps_has_thp(void *addr)

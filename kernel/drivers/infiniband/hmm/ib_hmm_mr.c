@@ -353,8 +353,10 @@ static int ib_hmm_mr_xfer(struct ib_hmm_mr *mr, u64 iova, void *buf,
 		ret = ib_hmm_mr_fault(mr, addr, end, need_write);
 		if (!ret)
 			ret = ib_hmm_mr_retry(&tries);
-		if (ret)
+		if (ret) {
+			ib_hmm_stats_fault_failed(ret);
 			return ret;
+		}
 	}
 	return 0;
 }
@@ -447,8 +449,10 @@ static int ib_hmm_mr_do_atomic(struct ib_hmm_mr *mr, u64 iova,
 		ret = ib_hmm_mr_fault(mr, iova, iova + sizeof(u64), true);
 		if (!ret)
 			ret = ib_hmm_mr_retry(&tries);
-		if (ret)
+		if (ret) {
+			ib_hmm_stats_fault_failed(ret);
 			return ret;
+		}
 	}
 
 	kaddr = kmap_local_page(pfn_to_page(ib_hmm_entry_pfn(e)));

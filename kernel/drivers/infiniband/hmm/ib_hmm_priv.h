@@ -307,6 +307,10 @@ struct ib_hmm_global_stats {
 	atomic64_t table_bytes;
 	atomic64_t dma_mapped_pages;
 	atomic64_t dma_iova_ranges;
+	/* Data-path accesses that a fault could not serve, by reason. */
+	atomic64_t fault_fail_busy;
+	atomic64_t fault_fail_nomem;
+	atomic64_t fault_fail_other;
 };
 
 extern struct ib_hmm_global_stats ib_hmm_stats;
@@ -320,6 +324,7 @@ struct ib_hmm_zap_acct {
 
 void ib_hmm_stats_zapped(void *priv, u64 start, u64 end);
 void ib_hmm_stats_zap_done(struct ib_hmm_zap_acct *acct);
+void ib_hmm_stats_fault_failed(int err);
 void ib_hmm_stats_debugfs_init(struct dentry *dir);
 
 #endif /* _IB_HMM_PRIV_H */

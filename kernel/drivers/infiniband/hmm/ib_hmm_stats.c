@@ -76,6 +76,21 @@ void ib_hmm_stats_zap_done(struct ib_hmm_zap_acct *acct)
 }
 
 /**
+ * ib_hmm_stats_fault_failed() - count a data-path access that failed
+ * @err: why: -EBUSY (invalidations kept winning), -ENOMEM, or another errno
+ *	(unmapped, read-only, process gone, fatal signal)
+ */
+void ib_hmm_stats_fault_failed(int err)
+{
+	if (err == -EBUSY)
+		atomic64_inc(&ib_hmm_stats.fault_fail_busy);
+	else if (err == -ENOMEM)
+		atomic64_inc(&ib_hmm_stats.fault_fail_nomem);
+	else
+		atomic64_inc(&ib_hmm_stats.fault_fail_other);
+}
+
+/**
  * ib_hmm_mr_get_counters() - read an MR's counters
  * @mr: the MR
  * @counters: filled in; see struct ib_hmm_mr_counters
@@ -119,6 +134,13 @@ static int ib_hmm_stats_show(struct seq_file *s, void *unused)
 		   atomic64_read(&ib_hmm_stats.dma_mapped_pages));
 	seq_printf(s, "dma_iova_ranges: %lld\n",
 		   atomic64_read(&ib_hmm_stats.dma_iova_ranges));
+	/* Data-path accesses a fault could not serve (an error completion follows). */
+	seq_printf(s, "fault_fail_busy: %lld\n",
+		   atomic64_read(&ib_hmm_stats.fault_fail_busy));
+	seq_printf(s, "fault_fail_nomem: %lld\n",
+		   atomic64_read(&ib_hmm_stats.fault_fail_nomem));
+	seq_printf(s, "fault_fail_other: %lld\n",
+		   atomic64_read(&ib_hmm_stats.fault_fail_other));
 	/* What one mirror and one MR take from kmalloc, tables aside. */
 	seq_printf(s, "mirror_struct_bytes: %zu\n",
 		   kmalloc_size_roundup(sizeof(struct ib_hmm_mirror)));

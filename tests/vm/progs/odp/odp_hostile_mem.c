@@ -39,6 +39,7 @@
 #include <linux/userfaultfd.h>
 #include <rdma/ib_user_ioctl_verbs.h>
 
+#include "hmm_stats.h"
 #include "odp.h"
 
 #ifndef MADV_PAGEOUT
@@ -2000,6 +2001,17 @@ static int t_swap_pageout(struct env *e, const struct tcase *tc)
 	return rc;
 }
 
+/* Why the faults under memory.max failed, when they did: ib_hmm's counts since @f0. */
+static int memcg_failed(const long long f0[3])
+{
+	static const char *const name[3] = { "fault_fail_busy", "fault_fail_nomem",
+					     "fault_fail_other" };
+
+	for (int i = 0; i < 3; i++)
+		tnote("%s: +%lld", name[i], f0[i] < 0 ? -1 : hmm_debugfs_stat(name[i]) - f0[i]);
+	return T_FAIL;
+}
+
 /*
  * A memcg whose memory.max is a quarter of the target: filling the target swaps most of it,
  * and the device's reads and writes (charged to the same memcg) swap in and out while they run.
@@ -2008,6 +2020,8 @@ static int memcg_traffic(struct env *e, const struct cg *cg, struct lbuf *l)
 {
 	const size_t len = 16 * MIB;
 	uint8_t *t = map_anon(len);
+	long long f0[3] = { hmm_debugfs_stat("fault_fail_busy"), hmm_debugfs_stat("fault_fail_nomem"),
+			    hmm_debugfs_stat("fault_fail_other") };
 	struct ibv_mr *mr;
 	long long sw;
 
@@ -2023,13 +2037,14 @@ static int memcg_traffic(struct env *e, const struct cg *cg, struct lbuf *l)
 	if (!mr)
 		return tfail("registration: %s", strerror(errno));
 	for (size_t off = 0; off < len; off += MIB)
-		if (expect_ok(rd(e, l, 0, MIB, t + off, mr->rkey), "read under memory.max") ||
-		    check_slice("read under memory.max", l->p, MIB, off, 6))
+		if (expect_ok(rd(e, l, 0, MIB, t + off, mr->rkey), "read under memory.max"))
+			return memcg_failed(f0);
+		else if (check_slice("read under memory.max", l->p, MIB, off, 6))
 			return T_FAIL;
 	for (size_t off = 0; off < len; off += MIB) {
 		fill_slice(l->p, MIB, off, 7);
 		if (expect_ok(wr(e, l, 0, MIB, t + off, mr->rkey), "write under memory.max"))
-			return T_FAIL;
+			return memcg_failed(f0);
 	}
 	if (check_slice("memory after writes under memory.max (CPU)", t, len, 0, 7))
 		return T_FAIL;
