@@ -284,13 +284,24 @@ static int ib_hmm_mr_fault(struct ib_hmm_mr *mr, u64 addr, u64 end, bool write)
 	return 0;
 }
 
-/* Whether the loop around a miss should give up. */
-static int ib_hmm_mr_retry(unsigned int *tries)
+/*
+ * A data-path miss at @addr: fault, then say whether the loop around it
+ * should give up (after IB_HMM_MAX_FAULT_RETRIES misses in a row, or on a
+ * fatal signal). A failure is counted in the global stats by reason.
+ */
+static int ib_hmm_mr_miss(struct ib_hmm_mr *mr, u64 addr, u64 end,
+			  bool write, unsigned int *tries)
 {
-	if (++*tries > IB_HMM_MAX_FAULT_RETRIES)
-		return -EBUSY;
-	if (fatal_signal_pending(current))
-		return -EINTR;
+	int ret = ib_hmm_mr_fault(mr, addr, end, write);
+
+	if (!ret && ++*tries > IB_HMM_MAX_FAULT_RETRIES)
+		ret = -EBUSY;
+	else if (!ret && fatal_signal_pending(current))
+		ret = -EINTR;
+	if (ret) {
+		ib_hmm_stats_fault_failed(ret);
+		return ret;
+	}
 	cond_resched();
 	return 0;
 }
@@ -350,13 +361,9 @@ static int ib_hmm_mr_xfer(struct ib_hmm_mr *mr, u64 iova, void *buf,
 				cond_resched();
 			continue;
 		}
-		ret = ib_hmm_mr_fault(mr, addr, end, need_write);
-		if (!ret)
-			ret = ib_hmm_mr_retry(&tries);
-		if (ret) {
-			ib_hmm_stats_fault_failed(ret);
+		ret = ib_hmm_mr_miss(mr, addr, end, need_write, &tries);
+		if (ret)
 			return ret;
-		}
 	}
 	return 0;
 }
@@ -446,13 +453,10 @@ static int ib_hmm_mr_do_atomic(struct ib_hmm_mr *mr, u64 iova,
 		if ((e & IB_HMM_E_VALID) && (e & IB_HMM_E_WRITE))
 			break;
 		up_read(sem);
-		ret = ib_hmm_mr_fault(mr, iova, iova + sizeof(u64), true);
-		if (!ret)
-			ret = ib_hmm_mr_retry(&tries);
-		if (ret) {
-			ib_hmm_stats_fault_failed(ret);
+		ret = ib_hmm_mr_miss(mr, iova, iova + sizeof(u64), true,
+				     &tries);
+		if (ret)
 			return ret;
-		}
 	}
 
 	kaddr = kmap_local_page(pfn_to_page(ib_hmm_entry_pfn(e)));
