@@ -11,6 +11,7 @@
 #include <infiniband/hmmverbs.h>
 #include <infiniband/verbs.h>
 
+#include "hmm_stats.h"
 #include "hmmbench.h"
 
 /* --- overlap16 ---------------------------------------------------------------------------- */
@@ -160,28 +161,6 @@ static bool mirror_counters(struct bench *b)
 	return ok;
 }
 
-#define IB_HMM_STATS "/sys/kernel/debug/ib_hmm/stats"
-
-/* A "name: value" line of ib_hmm's debugfs stats, or -1 when there is none. */
-static long long ib_hmm_stat(const char *name)
-{
-	FILE *f = fopen(IB_HMM_STATS, "r");
-	size_t n = strlen(name);
-	long long v = -1;
-	char line[128];
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, name, n) && line[n] == ':') {
-			v = strtoll(line + n + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
 void test_mirror(struct bench *b)
 {
 	static const struct {
@@ -266,8 +245,8 @@ void test_mirror(struct bench *b)
 		report("mirror-untouched", GIB, "mapped_pages", "pages", &mapped, AGG_MEDIAN, NULL);
 	} else {
 		struct series bytes = {}, table = {}, ms = {}, rs = {};
-		long long mirror_struct = ib_hmm_stat("mirror_struct_bytes");
-		long long mr_struct = ib_hmm_stat("mr_struct_bytes");
+		long long mirror_struct = hmm_debugfs_stat("mirror_struct_bytes");
+		long long mr_struct = hmm_debugfs_stat("mr_struct_bytes");
 
 		for (int r = 0; r < opt.repeats; r++) {
 			mr = xreg_target(b, NULL, 0);
@@ -282,7 +261,7 @@ void test_mirror(struct bench *b)
 			xdereg(mr);
 		}
 		if (mirror_struct < 0 || mr_struct < 0)
-			note("implicit-fixed: no structure sizes in %s: table bytes only", IB_HMM_STATS);
+			note("implicit-fixed: no structure sizes in %s: table bytes only", HMM_DEBUGFS_STATS);
 		report("implicit-fixed", 0, "implicit_fixed_bytes", "B", &bytes, AGG_MEDIAN, NULL);
 		report("implicit-fixed", 0, "implicit_table_bytes", "B", &table, AGG_MEDIAN, NULL);
 		report("implicit-fixed", 0, "mirror_struct_bytes", "B", &ms, AGG_MEDIAN, NULL);
