@@ -69,6 +69,9 @@ ib_hmm_mr_new(const void *owner, struct mm_struct *mm, struct device *dma_dev,
 	mr->implicit = implicit;
 	refcount_set(&mr->users, 1);
 	init_completion(&mr->released);
+	raw_spin_lock_init(&mr->xc_lock);
+	seqcount_raw_spinlock_init(&mr->xc_seq, &mr->xc_lock);
+	mr->xc_base = U64_MAX;
 	ib_hmm_mirror_add_mr(m, mr);
 	atomic64_inc(&ib_hmm_stats.mrs);
 	return mr;
@@ -320,6 +323,52 @@ static void ib_hmm_copy_page(u64 entry, u64 addr, void *buf, size_t n,
 }
 
 /*
+ * The entry of the page at @addr, whose stripe the caller holds for read.
+ *
+ * A packet-sized copy touches one or two pages, and a transfer's packets
+ * come one after the other through the same granules: the MR keeps the
+ * level 1 slot of the granule it used last (a leaf or a HUGE entry) and
+ * reads the entry from it, without walking the table. The slot is good
+ * while its stripe's generation has not moved: a zap moves it under the
+ * stripe's write side, so no reader holds the stripe then, and a fault
+ * that replaces a slot moves it after the new slot is written. A leaf
+ * cannot be freed while its stripe is held (the zap frees it under the
+ * write side). Several QPs may use one MR at once: xc_seq gives readers a
+ * consistent copy; a writer that finds xc_lock taken leaves the cache
+ * alone.
+ */
+static u64 ib_hmm_mr_entry(struct ib_hmm_mr *mr, struct ib_hmm_table *t,
+			   u64 addr)
+{
+	u64 base = addr & ~(u64)(IB_HMM_GRANULE_SIZE - 1);
+	u64 gen, slot, e;
+	unsigned int seq;
+
+	gen = READ_ONCE(t->gen[ib_hmm_stripe_index(addr)]);
+	smp_rmb();	/* the slot as new as @gen; see ib_hmm_granule_changed() */
+	seq = raw_seqcount_begin(&mr->xc_seq);
+	if (mr->xc_base == base && mr->xc_gen == gen) {
+		slot = mr->xc_slot;
+		if (!read_seqcount_retry(&mr->xc_seq, seq))
+			return ib_hmm_granule_entry(slot, addr);
+	}
+
+	rcu_read_lock();
+	slot = ib_hmm_table_granule(t, addr);
+	e = ib_hmm_granule_entry(slot, addr);
+	rcu_read_unlock();
+	if (slot && raw_spin_trylock(&mr->xc_lock)) {
+		write_seqcount_begin(&mr->xc_seq);
+		mr->xc_base = base;
+		mr->xc_slot = slot;
+		mr->xc_gen = gen;
+		write_seqcount_end(&mr->xc_seq);
+		raw_spin_unlock(&mr->xc_lock);
+	}
+	return e;
+}
+
+/*
  * Copy between @buf and [@iova, @iova + @length) (already checked),
  * faulting on misses; with @buf NULL only make the range present. Each
  * 2 MiB granule is accessed under its stripe's read side, so an
@@ -340,9 +389,7 @@ static int ib_hmm_mr_xfer(struct ib_hmm_mr *mr, u64 iova, void *buf,
 		sem = ib_hmm_table_stripe(t, addr);
 		ib_hmm_stripe_read_lock(sem);
 		while (addr < gend) {
-			rcu_read_lock();
-			e = ib_hmm_table_lookup(t, addr);
-			rcu_read_unlock();
+			e = ib_hmm_mr_entry(mr, t, addr);
 			if (!(e & IB_HMM_E_VALID) ||
 			    (need_write && !(e & IB_HMM_E_WRITE)))
 				break;

@@ -13,6 +13,7 @@
  *       -> table->stripe[i] (rw_semaphore, write side, one at a time)
  *   table->stripe[i] (read side, data path; never nests with another stripe)
  *     -> mirror->atomic_lock (spinlock, device atomics only)
+ *     -> mr->xc_lock (raw spinlock, trylock only: the granule cache)
  *
  * Stripe i = (addr >> 21) % IB_HMM_NR_STRIPES. The refcount of a mirror
  * drops to 0 only under ib_hmm_mirrors_lock, so lookups never see a dying
@@ -34,6 +35,11 @@
  *   other (invariant 7); a reader may only wait for an invalidation of a
  *   granule that shares its stripe. A copy longer than a granule takes the
  *   stripes one after the other, never two at once.
+ * - Each MR caches the level 1 slot of the granule its data path used last
+ *   and skips the walk while the stripe's generation (table->gen[i]) is
+ *   unchanged. The generation moves under the stripe's write side on every
+ *   zap, and after the slot on every install that replaces a slot that was
+ *   not empty; both under mirror->lock, the only writers.
  * - Interior table nodes are freed with call_rcu() (lock-free walkers of
  *   other granules may still see them); leaf nodes are only freed with their
  *   granule's stripe held for write.
@@ -141,6 +147,13 @@ struct ib_hmm_table {
 	unsigned int nr_spare_big[2];	/* mirror->lock; per order[] */
 	void *spare_big[2][IB_HMM_SPARE_BIG];	/* mirror->lock */
 	struct rw_semaphore stripe[IB_HMM_NR_STRIPES];
+	/*
+	 * Per stripe: moves whenever a level 1 slot of one of its granules
+	 * that held something changes (zapped under the stripe's write side,
+	 * or replaced by a fault); see ib_hmm_mr_entry(). Written under
+	 * mirror->lock, after the slot.
+	 */
+	u64 gen[IB_HMM_NR_STRIPES];	/* 64 bits: never wraps */
 };
 
 /* The DMA state of the granules of level 1 node @node of a DMA table. */
@@ -163,6 +176,7 @@ void ib_hmm_mirror_dma_replacing(struct ib_hmm_table *t, u64 start,
 				 u64 size);
 void ib_hmm_table_destroy(struct ib_hmm_table *t);
 u64 ib_hmm_table_lookup(struct ib_hmm_table *t, u64 addr);
+u64 ib_hmm_table_granule(struct ib_hmm_table *t, u64 addr);
 int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 			 unsigned long pfn, unsigned int order, bool write,
 			 u64 *made_present);
@@ -174,10 +188,51 @@ u64 ib_hmm_table_lookup_dma(struct ib_hmm_table *t, struct mutex *lock,
 			    u64 addr, dma_addr_t *dma);
 bool ib_hmm_table_refill(struct ib_hmm_table *t, struct mutex *lock);
 
+static inline unsigned int ib_hmm_stripe_index(u64 addr)
+{
+	return (addr >> IB_HMM_GRANULE_SHIFT) % IB_HMM_NR_STRIPES;
+}
+
 static inline struct rw_semaphore *ib_hmm_table_stripe(struct ib_hmm_table *t,
 						       u64 addr)
 {
-	return &t->stripe[(addr >> IB_HMM_GRANULE_SHIFT) % IB_HMM_NR_STRIPES];
+	return &t->stripe[ib_hmm_stripe_index(addr)];
+}
+
+static inline unsigned int ib_hmm_level_shift(unsigned int level)
+{
+	return PAGE_SHIFT + level * IB_HMM_LEVEL_BITS;
+}
+
+static inline unsigned int ib_hmm_slot_index(u64 addr, unsigned int level)
+{
+	return (addr >> ib_hmm_level_shift(level)) & (IB_HMM_LEVEL_SLOTS - 1);
+}
+
+static inline bool ib_hmm_slot_is_entry(u64 slot)
+{
+	return slot & IB_HMM_E_VALID;
+}
+
+static inline u64 *ib_hmm_slot_node(u64 slot)
+{
+	return (u64 *)(unsigned long)slot;
+}
+
+/*
+ * The entry of the page at @addr in the granule whose level 1 slot holds
+ * @slot (a HUGE entry, a leaf, or 0): as ib_hmm_table_lookup(). A leaf must
+ * be kept alive by the granule's stripe or RCU.
+ */
+static inline u64 ib_hmm_granule_entry(u64 slot, u64 addr)
+{
+	unsigned int idx = ib_hmm_slot_index(addr, 0);
+
+	if (ib_hmm_slot_is_entry(slot))
+		return slot + ((u64)idx << PAGE_SHIFT);
+	if (!slot)
+		return 0;
+	return READ_ONCE(ib_hmm_slot_node(slot)[idx]);
 }
 
 /*
@@ -282,6 +337,16 @@ struct ib_hmm_mr {
 	atomic64_t invalidations;
 	atomic64_t invalidations_handled;
 	atomic64_t prefetch;
+	/*
+	 * The level 1 slot of the granule the data path used last, valid
+	 * while its stripe's generation is xc_gen (ib_hmm_mr_entry()).
+	 * Written under xc_lock; read locklessly through xc_seq.
+	 */
+	raw_spinlock_t xc_lock;
+	seqcount_raw_spinlock_t xc_seq;
+	u64 xc_base;
+	u64 xc_slot;
+	u64 xc_gen;
 	struct rcu_head rcu;
 };
 #endif /* __GENKSYMS__ */

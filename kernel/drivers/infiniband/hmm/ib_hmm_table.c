@@ -33,26 +33,6 @@
 
 #include "ib_hmm_priv.h"
 
-static inline unsigned int ib_hmm_level_shift(unsigned int level)
-{
-	return PAGE_SHIFT + level * IB_HMM_LEVEL_BITS;
-}
-
-static inline unsigned int ib_hmm_slot_index(u64 addr, unsigned int level)
-{
-	return (addr >> ib_hmm_level_shift(level)) & (IB_HMM_LEVEL_SLOTS - 1);
-}
-
-static inline bool ib_hmm_slot_is_entry(u64 slot)
-{
-	return slot & IB_HMM_E_VALID;
-}
-
-static inline u64 *ib_hmm_slot_node(u64 slot)
-{
-	return (u64 *)(unsigned long)slot;
-}
-
 static inline void ib_hmm_slot_publish(u64 *slot, u64 *node)
 {
 	/* Pairs with READ_ONCE() in ib_hmm_table_lookup(): node is zeroed. */
@@ -110,6 +90,20 @@ static void ib_hmm_root_publish(struct ib_hmm_table *t, u64 *node,
 	smp_store_release(&t->root, (u64)(unsigned long)node | level);
 }
 
+/*
+ * The level 1 slot of the granule of @addr, which held something, is about
+ * to change or has changed: views that cached it must look again (see
+ * ib_hmm_mr_entry()). After the slot is written, so that a reader that sees
+ * the new generation also sees the new slot.
+ */
+static void ib_hmm_granule_changed(struct ib_hmm_table *t, u64 addr)
+{
+	unsigned int i = ib_hmm_stripe_index(addr);
+
+	smp_wmb();	/* pairs with smp_rmb() in ib_hmm_mr_entry() */
+	WRITE_ONCE(t->gen[i], t->gen[i] + 1);
+}
+
 /**
  * ib_hmm_table_init() - set up an empty table for an address space
  * @t: the table
@@ -138,8 +132,10 @@ void ib_hmm_table_init(struct ib_hmm_table *t, u64 task_size)
 	t->order[1] = 0;
 	t->nr_spare_big[0] = 0;
 	t->nr_spare_big[1] = 0;
-	for (i = 0; i < IB_HMM_NR_STRIPES; i++)
+	for (i = 0; i < IB_HMM_NR_STRIPES; i++) {
 		init_rwsem(&t->stripe[i]);
+		t->gen[i] = 0;
+	}
 }
 
 static void ib_hmm_table_account(struct ib_hmm_table *t, long delta)
@@ -309,18 +305,15 @@ bool ib_hmm_table_refill(struct ib_hmm_table *t, struct mutex *lock)
 }
 
 /**
- * ib_hmm_table_lookup() - the entry of the 4 KiB page at @addr
+ * ib_hmm_table_granule() - the level 1 slot of the 2 MiB granule of @addr
  * @t: the table
  * @addr: a user virtual address
  *
- * Context: rcu_read_lock() or mirror->lock held. To use the page, the caller
- * must also hold the stripe of @addr (read) from before the lookup until
- * the access ends.
- * Return: 0 if no page is mirrored at @addr, else an entry with the pfn of
- * that 4 KiB page and IB_HMM_E_* flags (IB_HMM_E_HUGE if it comes from a
- * huge entry).
+ * Context: as ib_hmm_table_lookup().
+ * Return: what the slot holds: a leaf, a HUGE entry, or 0 (also when no
+ * node covers @addr). ib_hmm_granule_entry() gives a page's entry from it.
  */
-u64 ib_hmm_table_lookup(struct ib_hmm_table *t, u64 addr)
+u64 ib_hmm_table_granule(struct ib_hmm_table *t, u64 addr)
 {
 	unsigned int level;
 	u64 root, *node, v;
@@ -336,15 +329,28 @@ u64 ib_hmm_table_lookup(struct ib_hmm_table *t, u64 addr)
 		return 0;
 	v = (u64)(unsigned long)node;
 	for (; level > 0; level--) {
-		if (!v)
-			return 0;
+		if (!v || ib_hmm_slot_is_entry(v))
+			return v;
 		v = READ_ONCE(ib_hmm_slot_node(v)[ib_hmm_slot_index(addr, level)]);
-		if (ib_hmm_slot_is_entry(v))
-			return v + ((u64)ib_hmm_slot_index(addr, 0) << PAGE_SHIFT);
 	}
-	if (!v)
-		return 0;
-	return READ_ONCE(ib_hmm_slot_node(v)[ib_hmm_slot_index(addr, 0)]);
+	return v;
+}
+
+/**
+ * ib_hmm_table_lookup() - the entry of the 4 KiB page at @addr
+ * @t: the table
+ * @addr: a user virtual address
+ *
+ * Context: rcu_read_lock() or mirror->lock held. To use the page, the caller
+ * must also hold the stripe of @addr (read) from before the lookup until
+ * the access ends.
+ * Return: 0 if no page is mirrored at @addr, else an entry with the pfn of
+ * that 4 KiB page and IB_HMM_E_* flags (IB_HMM_E_HUGE if it comes from a
+ * huge entry).
+ */
+u64 ib_hmm_table_lookup(struct ib_hmm_table *t, u64 addr)
+{
+	return ib_hmm_granule_entry(ib_hmm_table_granule(t, addr), addr);
 }
 
 /**
@@ -566,6 +572,8 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 			if (ret) {
 				/* @old is unmapped: drop it, keeping its writes. */
 				WRITE_ONCE(*slot, 0);
+				if (old)
+					ib_hmm_granule_changed(t, addr);
 				if (ib_hmm_slot_is_entry(old))
 					ib_hmm_entry_dirty(old);
 				ib_hmm_dma_gran_free(t, g);
@@ -575,6 +583,8 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 		if (!old)
 			*made_present += IB_HMM_GRANULE_PAGES;
 		WRITE_ONCE(*slot, new);
+		if (old && new != old)
+			ib_hmm_granule_changed(t, addr);
 		return IB_HMM_GRANULE_PAGES - idx;
 	}
 
@@ -587,6 +597,8 @@ int ib_hmm_table_install(struct ib_hmm_table *t, struct mutex *lock, u64 addr,
 			ib_hmm_table_dma_drop(t, g, base, &g->addr, 0,
 					      IB_HMM_GRANULE_SIZE, old);
 		ib_hmm_slot_publish(slot, leaf);
+		if (old)
+			ib_hmm_granule_changed(t, addr);
 	} else {
 		leaf = ib_hmm_slot_node(old);
 	}
@@ -661,6 +673,8 @@ static int ib_hmm_zap_granule(struct ib_hmm_zap *z, u64 *slot, u64 base)
 		down_write(sem);
 	else if (!down_write_trylock(sem))
 		return -EAGAIN;
+	/* No reader of the stripe runs: cached slots are dropped at once. */
+	ib_hmm_granule_changed(z->t, base);
 
 	if (z->t->dma_dev)
 		g = ib_hmm_slot_gran(slot);
