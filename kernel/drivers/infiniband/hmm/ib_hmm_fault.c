@@ -242,8 +242,8 @@ again:
  * mmap lock held.
  * Return: 0 on success; -EFAULT if the process is gone or a required page
  * is unmapped, PROT_NONE, or read-only when writing was asked; -ENOMEM;
- * -EBUSY if invalidations kept colliding for HMM_RANGE_DEFAULT_TIMEOUT ms
- * without any batch completing;
+ * -EBUSY if invalidations kept colliding, IB_HMM_FAULT_MIN_COLLISIONS
+ * times and for HMM_RANGE_DEFAULT_TIMEOUT ms, without any batch completing;
  * -EINTR on a fatal signal.
  */
 int ib_hmm_fault_range(struct ib_hmm_mirror *m, u64 start, u64 req_end,
@@ -251,7 +251,7 @@ int ib_hmm_fault_range(struct ib_hmm_mirror *m, u64 start, u64 req_end,
 {
 	unsigned long timeout = msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	unsigned long deadline = jiffies + timeout;
-	unsigned int batch = IB_HMM_FAULT_BATCH;
+	unsigned int batch = IB_HMM_FAULT_BATCH, collisions = 0;
 	unsigned long *pfns;
 	u64 bs, be, full;
 	int ret = 0;
@@ -273,10 +273,17 @@ int ib_hmm_fault_range(struct ib_hmm_mirror *m, u64 start, u64 req_end,
 		ret = ib_hmm_fault_batch(m, pfns, bs, req_end, &be, flags,
 					 made_present);
 		if (ret == -EAGAIN) {
-			ret = time_after(jiffies, deadline) ? -EBUSY : 0;
+			/*
+			 * Time alone is no measure of collisions: one attempt
+			 * may wait for the mmap lock across a whole fork()
+			 * (over a second in a TCG guest) and collide once.
+			 */
+			ret = ++collisions >= IB_HMM_FAULT_MIN_COLLISIONS &&
+			      time_after(jiffies, deadline) ? -EBUSY : 0;
 			batch = max(batch / 2, 1U);
 			be = bs;
 		} else if (!ret) {
+			collisions = 0;
 			deadline = jiffies + timeout;
 			batch = min_t(unsigned int, batch * 2,
 				      IB_HMM_FAULT_BATCH);

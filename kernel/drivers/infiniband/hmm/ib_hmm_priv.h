@@ -297,6 +297,7 @@ void ib_hmm_mirror_dma_upgraded(struct ib_hmm_mirror *m);
 #define IB_HMM_FAULT_WRITE	BIT(0)	/* HMM_PFN_REQ_WRITE; install WRITE */
 #define IB_HMM_FAULT_NO_FAULT	BIT(1)	/* snapshot: install present pages only */
 #define IB_HMM_FAULT_BATCH	512	/* pages per hmm_range_fault() call */
+#define IB_HMM_FAULT_MIN_COLLISIONS	16	/* before -EBUSY; see ib_hmm_fault_range() */
 
 extern unsigned int ib_hmm_fault_around_pages;
 
