@@ -67,6 +67,8 @@ pair() {
 	local spid=$!
 	"$BIN/hmmv_xfer" -d "$HMMV_DEV" -p "$port" "$@" "$addr"
 	cli_rc=$?
+	# A client that never connected leaves the server waiting for it: do not wait for ever.
+	[ "$cli_rc" = 0 ] || kill "$spid" 2>/dev/null
 	wait "$spid"
 	srv_rc=$?
 	[ "$cli_rc" = 0 ] && [ "$srv_rc" = 0 ]

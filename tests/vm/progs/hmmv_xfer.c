@@ -276,11 +276,15 @@ static void control_connect(struct ctx *c)
 	if (fd < 0)
 		die("socket");
 	if (c->o.server) {
-		int tries = 100;
+		/*
+		 * The server may start well after us: on a second debug VM under
+		 * TCG, beside other VMs, it took over 10 s to listen.
+		 */
+		int tries = 1200;
 
 		while (connect(fd, res->ai_addr, res->ai_addrlen)) {
 			if (--tries == 0)
-				die("connect to server");
+				die("connect to server (for 120 s)");
 			usleep(100000);
 			close(fd);
 			fd = socket(res->ai_family, res->ai_socktype, 0);
