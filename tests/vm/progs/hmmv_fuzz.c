@@ -38,9 +38,10 @@
  * Where ODP semantics are loose, the model is loose in exactly that place and no wider:
  *  - A write that ends in an error completion may have placed a prefix of its bytes: rxe
  *    writes packet by packet and ib_hmm page by page, and how far it got depends on which
- *    pages the mirror held. Each byte up to the first inaccessible page must be the old or
- *    the new value, the new ones must form a prefix, nothing at or after that page may
- *    change; the model then takes what memory holds.
+ *    pages the mirror held. Memory up to the first inaccessible page must be the old
+ *    content with some prefix of the message stored over it in order (where the range
+ *    maps one memfd page twice, later bytes overwrite earlier ones), nothing at or after
+ *    that page may change; the model then takes what memory holds.
  *  - A read that ends in an error leaves the requester's buffer undefined over the message:
  *    only the bytes after it are checked.
  *  - A queued prefetch reports nothing and may still run while the next operations change
@@ -954,38 +955,112 @@ static int expect_status(struct fuzz *f, int st, bool ok, const char *what)
 }
 
 /*
- * After a refused write: [va, va + ok) may hold a prefix of the message (see the head
- * comment); the model takes it over. Nothing else may have changed.
+ * The value the model byte under t->va + @i has once the first @p bytes of @src are
+ * stored in order: @alias holds the offsets (ascending, below t->ok) at which the
+ * range reaches that byte, @i among them; a later offset overwrites an earlier one.
+ */
+static uint8_t prefix_value(struct fuzz *f, const struct target *t, const uint8_t *src,
+			    const uint64_t *alias, size_t nalias, uint64_t p)
+{
+	uint8_t v = *mbyte(f, t->va + alias[0]);
+
+	for (size_t k = 0; k < nalias && alias[k] < p; k++)
+		v = src[alias[k]];
+	return v;
+}
+
+/*
+ * The offsets in [0, t->ok) at which the range reaches the same model byte as offset
+ * @i (a memfd page may be mapped at several window pages, always at the same offset
+ * in the page), ascending, into @alias; returns their number (>= 1).
+ */
+static size_t prefix_aliases(struct fuzz *f, const struct target *t, uint64_t i,
+			     uint64_t *alias)
+{
+	uint64_t first = t->va & ~(uint64_t)(PAGE - 1), a = t->va + i;
+	const struct mpage *m = vp(f, a)->m;
+	size_t n = 0;
+
+	for (uint64_t pa = first; pa < t->va + t->ok; pa += PAGE) {
+		uint64_t b = pa + a % PAGE;
+
+		if (vp(f, pa)->m == m && b >= t->va && b < t->va + t->ok)
+			alias[n++] = b - t->va;
+	}
+	return n;
+}
+
+/*
+ * After a refused write: the first p bytes of the message, for some p <= ok, have been
+ * stored in order, nothing else (see the head comment). Where the range maps one memfd
+ * page twice, the later bytes overwrite the earlier ones, so each byte of memory is
+ * checked against the values it takes as p grows: every p a byte allows is counted,
+ * and some p must be allowed by all of them. The model then takes what memory holds.
  */
 static int adopt_prefix(struct fuzz *f, const struct target *t, const uint8_t *src)
 {
-	uint64_t last_new = 0, first_old = UINT64_MAX;
-	bool any_new = false;
+	uint64_t alias[WIN_PAGES + 1], nbytes = 0, best = 0, best_votes = 0, p_lo = UINT64_MAX;
+	int64_t *diff;
+	size_t n;
 
 	if (!t->ok)
 		return 0;
 	if (self_mem_read(f->mem, t->va, f->got, t->ok) != (ssize_t)t->ok)
 		return mismatch(f, "refused write: w+%#" PRIx64 " cannot be read", wo(f, t->va));
+	diff = calloc(t->ok + 2, sizeof(*diff));
+	if (!diff) {
+		perror("calloc");
+		exit(2);
+	}
 	for (uint64_t i = 0; i < t->ok; i++) {
-		uint8_t old = *mbyte(f, t->va + i), g = f->got[i];
+		uint64_t lo = 0;
+		uint8_t v;
 
-		if (g != old && g != src[i])
-			return mismatch(f, "refused write: byte w+%#" PRIx64 " is 0x%02x, neither the old 0x%02x nor the message's 0x%02x",
-					wo(f, t->va + i), g, old, src[i]);
-		if (old == src[i])
-			continue;
-		if (g == src[i]) {
-			last_new = i;
-			any_new = true;
-		} else if (first_old == UINT64_MAX) {
-			first_old = i;
+		n = prefix_aliases(f, t, i, alias);
+		if (alias[0] != i)
+			continue;	/* counted at its first offset */
+		nbytes++;
+		v = *mbyte(f, t->va + i);
+		/* p in [lo, alias[k]] leaves v; past it, alias[k]'s message byte. */
+		for (size_t k = 0; k <= n; k++) {
+			uint64_t hi = k < n ? alias[k] : t->ok;
+
+			if (f->got[i] == v) {
+				diff[lo]++;
+				diff[hi + 1]--;
+			}
+			if (k < n) {
+				lo = alias[k] + 1;
+				v = src[alias[k]];
+			}
 		}
 	}
-	if (any_new && first_old != UINT64_MAX && last_new > first_old)
-		return mismatch(f, "refused write: not a prefix: message byte at +%" PRIu64 " landed, +%" PRIu64 " did not",
-				last_new, first_old);
-	if (any_new)
-		outcome(f, " (a prefix of %" PRIu64 "+ bytes landed)", last_new + 1);
+	for (uint64_t p = 0, votes = 0; p <= t->ok; p++) {
+		votes += diff[p];
+		if (votes > best_votes) {
+			best = p;
+			best_votes = votes;
+		}
+		if (votes == nbytes && p_lo == UINT64_MAX)
+			p_lo = p;
+	}
+	free(diff);
+	if (p_lo == UINT64_MAX) {
+		/* Name the first byte that the prefix most bytes agree on does not explain. */
+		for (uint64_t i = 0; i < t->ok; i++) {
+			uint8_t want;
+
+			n = prefix_aliases(f, t, i, alias);
+			want = prefix_value(f, t, src, alias, n, best);
+			if (f->got[i] != want)
+				return mismatch(f, "refused write: no prefix of the message gives what memory holds: byte w+%#" PRIx64 " is 0x%02x; the old 0x%02x, the message's 0x%02x (%zu view(s) of it in the range)",
+						wo(f, t->va + i), f->got[i], *mbyte(f, t->va + i),
+						src[i], n);
+		}
+		return mismatch(f, "refused write: no prefix of the message gives what memory holds");
+	}
+	if (p_lo)
+		outcome(f, " (a prefix of %" PRIu64 "+ bytes landed)", p_lo);
 	model_store(f, t->va, f->got, t->ok);
 	return 0;
 }
