@@ -218,14 +218,29 @@ EXPORT_SYMBOL_GPL(ib_hmm_mr_is_implicit);
  * [iova, iova + length) inside the MR, with overflow checking before
  * anything is indexed (invariant 4). A zero length is inside if iova is.
  */
-int ib_hmm_mr_range(struct ib_hmm_mr *mr, u64 iova, u64 length, u64 *end)
+static __always_inline bool ib_hmm_mr_in_range(struct ib_hmm_mr *mr,
+					       u64 iova, u64 length)
 {
-	u64 e;
+	u64 end;
 
-	if (check_add_overflow(iova, length, &e) || iova < mr->start ||
-	    e > mr->end)
+	return !check_add_overflow(iova, length, &end) && iova >= mr->start &&
+	       end <= mr->end;
+}
+
+/*
+ * ib_hmm_mr_check_range(), inlined into the copies: they run once per
+ * packet, and their calls and returns show in the bandwidth
+ * (docs/PERFORMANCE.md).
+ */
+static __always_inline int ib_hmm_mr_check(struct ib_hmm_mr *mr, u64 iova,
+					   u64 length, enum ib_hmm_op op)
+{
+	if ((unsigned int)op >= ARRAY_SIZE(ib_hmm_op_access))
+		return -EINVAL;
+	if (!ib_hmm_mr_in_range(mr, iova, length))
 		return -EFAULT;
-	*end = e;
+	if (!(mr->access & ib_hmm_op_access[op]))
+		return -EACCES;
 	return 0;
 }
 
@@ -246,17 +261,7 @@ int ib_hmm_mr_range(struct ib_hmm_mr *mr, u64 iova, u64 length, u64 *end)
 int ib_hmm_mr_check_range(struct ib_hmm_mr *mr, u64 iova, u64 length,
 			  enum ib_hmm_op op)
 {
-	u64 end;
-	int ret;
-
-	if ((unsigned int)op >= ARRAY_SIZE(ib_hmm_op_access))
-		return -EINVAL;
-	ret = ib_hmm_mr_range(mr, iova, length, &end);
-	if (ret)
-		return ret;
-	if (!(mr->access & ib_hmm_op_access[op]))
-		return -EACCES;
-	return 0;
+	return ib_hmm_mr_check(mr, iova, length, op);
 }
 EXPORT_SYMBOL_GPL(ib_hmm_mr_check_range);
 
@@ -309,8 +314,8 @@ static int ib_hmm_mr_miss(struct ib_hmm_mr *mr, u64 addr, u64 end,
 	return 0;
 }
 
-static void ib_hmm_copy_page(u64 entry, u64 addr, void *buf, size_t n,
-			     bool to_mr)
+static __always_inline void ib_hmm_copy_page(u64 entry, u64 addr, void *buf,
+					     size_t n, bool to_mr)
 {
 	void *kaddr = kmap_local_page(pfn_to_page(ib_hmm_entry_pfn(entry)));
 	void *p = kaddr + offset_in_page(addr);
@@ -337,21 +342,34 @@ static void ib_hmm_copy_page(u64 entry, u64 addr, void *buf, size_t n,
  * consistent copy; a writer that finds xc_lock taken leaves the cache
  * alone.
  */
+static __always_inline bool ib_hmm_mr_cached(struct ib_hmm_mr *mr,
+					     struct ib_hmm_table *t, u64 addr,
+					     u64 *gen, u64 *e)
+{
+	u64 base = addr & ~(u64)(IB_HMM_GRANULE_SIZE - 1);
+	unsigned int seq;
+	u64 slot;
+
+	*gen = READ_ONCE(t->gen[ib_hmm_stripe_index(addr)]);
+	smp_rmb();	/* the slot as new as @gen; see ib_hmm_granule_changed() */
+	seq = raw_seqcount_begin(&mr->xc_seq);
+	if (mr->xc_base != base || mr->xc_gen != *gen)
+		return false;
+	slot = mr->xc_slot;
+	if (read_seqcount_retry(&mr->xc_seq, seq))
+		return false;
+	*e = ib_hmm_granule_entry(slot, addr);
+	return true;
+}
+
 static u64 ib_hmm_mr_entry(struct ib_hmm_mr *mr, struct ib_hmm_table *t,
 			   u64 addr)
 {
 	u64 base = addr & ~(u64)(IB_HMM_GRANULE_SIZE - 1);
 	u64 gen, slot, e;
-	unsigned int seq;
 
-	gen = READ_ONCE(t->gen[ib_hmm_stripe_index(addr)]);
-	smp_rmb();	/* the slot as new as @gen; see ib_hmm_granule_changed() */
-	seq = raw_seqcount_begin(&mr->xc_seq);
-	if (mr->xc_base == base && mr->xc_gen == gen) {
-		slot = mr->xc_slot;
-		if (!read_seqcount_retry(&mr->xc_seq, seq))
-			return ib_hmm_granule_entry(slot, addr);
-	}
+	if (ib_hmm_mr_cached(mr, t, addr, &gen, &e))
+		return e;
 
 	rcu_read_lock();
 	slot = ib_hmm_table_granule(t, addr);
@@ -415,6 +433,35 @@ static int ib_hmm_mr_xfer(struct ib_hmm_mr *mr, u64 iova, void *buf,
 	return 0;
 }
 
+/*
+ * The common case of the data path, a packet's copy inside one page whose
+ * granule the MR used last and whose stripe is free, in one function: no
+ * table walk, no call but the stripe's and memcpy(). False (nothing copied)
+ * for anything else, which ib_hmm_mr_xfer() then handles.
+ */
+static __always_inline bool ib_hmm_mr_copy_fast(struct ib_hmm_mr *mr,
+						u64 iova, void *buf,
+						u64 length, bool to_mr)
+{
+	struct ib_hmm_table *t = &mr->mirror->table;
+	struct rw_semaphore *sem;
+	bool done = false;
+	u64 gen, e;
+
+	if (!length || offset_in_page(iova) + length > PAGE_SIZE)
+		return false;
+	sem = ib_hmm_table_stripe(t, iova);
+	if (!down_read_trylock(sem))
+		return false;
+	if (ib_hmm_mr_cached(mr, t, iova, &gen, &e) &&
+	    (e & IB_HMM_E_VALID) && (!to_mr || (e & IB_HMM_E_WRITE))) {
+		ib_hmm_copy_page(e, iova, buf, length, to_mr);
+		done = true;
+	}
+	up_read(sem);
+	return done;
+}
+
 /**
  * ib_hmm_mr_copy_from() - copy from an MR into a kernel buffer
  * @mr: the MR
@@ -436,10 +483,12 @@ static int ib_hmm_mr_xfer(struct ib_hmm_mr *mr, u64 iova, void *buf,
 int ib_hmm_mr_copy_from(struct ib_hmm_mr *mr, void *dst, u64 iova,
 			u64 length, enum ib_hmm_op op)
 {
-	int ret = ib_hmm_mr_check_range(mr, iova, length, op);
+	int ret = ib_hmm_mr_check(mr, iova, length, op);
 
 	if (ret)
 		return ret;
+	if (ib_hmm_mr_copy_fast(mr, iova, dst, length, false))
+		return 0;
 	return ib_hmm_mr_xfer(mr, iova, dst, length, false, false);
 }
 EXPORT_SYMBOL_GPL(ib_hmm_mr_copy_from);
@@ -465,10 +514,12 @@ EXPORT_SYMBOL_GPL(ib_hmm_mr_copy_from);
 int ib_hmm_mr_copy_to(struct ib_hmm_mr *mr, u64 iova, const void *src,
 		      u64 length, enum ib_hmm_op op)
 {
-	int ret = ib_hmm_mr_check_range(mr, iova, length, op);
+	int ret = ib_hmm_mr_check(mr, iova, length, op);
 
 	if (ret)
 		return ret;
+	if (ib_hmm_mr_copy_fast(mr, iova, (void *)src, length, true))
+		return 0;
 	return ib_hmm_mr_xfer(mr, iova, (void *)src, length, true, true);
 }
 EXPORT_SYMBOL_GPL(ib_hmm_mr_copy_to);

@@ -352,8 +352,6 @@ struct ib_hmm_mr {
 };
 #endif /* __GENKSYMS__ */
 
-int ib_hmm_mr_range(struct ib_hmm_mr *mr, u64 iova, u64 length, u64 *end);
-
 /* ------------------------------------------------------------------------
  * ib_hmm_prefetch.c: prefetch, sync and through the workqueue.
  */
