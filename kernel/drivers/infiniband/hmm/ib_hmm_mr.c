@@ -314,6 +314,12 @@ static int ib_hmm_mr_miss(struct ib_hmm_mr *mr, u64 addr, u64 end,
 	return 0;
 }
 
+/* Whether @e lets the data path read the page, or write it for @write. */
+static __always_inline bool ib_hmm_entry_usable(u64 e, bool write)
+{
+	return (e & IB_HMM_E_VALID) && (!write || (e & IB_HMM_E_WRITE));
+}
+
 static __always_inline void ib_hmm_copy_page(u64 entry, u64 addr, void *buf,
 					     size_t n, bool to_mr)
 {
@@ -408,8 +414,7 @@ static int ib_hmm_mr_xfer(struct ib_hmm_mr *mr, u64 iova, void *buf,
 		ib_hmm_stripe_read_lock(sem);
 		while (addr < gend) {
 			e = ib_hmm_mr_entry(mr, t, addr);
-			if (!(e & IB_HMM_E_VALID) ||
-			    (need_write && !(e & IB_HMM_E_WRITE)))
+			if (!ib_hmm_entry_usable(e, need_write))
 				break;
 			n = min(gend, (addr & PAGE_MASK) + PAGE_SIZE) - addr;
 			if (buf) {
@@ -454,7 +459,7 @@ static __always_inline bool ib_hmm_mr_copy_fast(struct ib_hmm_mr *mr,
 	if (!down_read_trylock(sem))
 		return false;
 	if (ib_hmm_mr_cached(mr, t, iova, &gen, &e) &&
-	    (e & IB_HMM_E_VALID) && (!to_mr || (e & IB_HMM_E_WRITE))) {
+	    ib_hmm_entry_usable(e, to_mr)) {
 		ib_hmm_copy_page(e, iova, buf, length, to_mr);
 		done = true;
 	}
@@ -548,7 +553,7 @@ static int ib_hmm_mr_do_atomic(struct ib_hmm_mr *mr, u64 iova,
 		rcu_read_lock();
 		e = ib_hmm_table_lookup(t, iova);
 		rcu_read_unlock();
-		if ((e & IB_HMM_E_VALID) && (e & IB_HMM_E_WRITE))
+		if (ib_hmm_entry_usable(e, true))
 			break;
 		up_read(sem);
 		ret = ib_hmm_mr_miss(mr, iova, iova + sizeof(u64), true,
