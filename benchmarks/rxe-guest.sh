@@ -8,6 +8,21 @@
 # shellcheck source=/dev/null
 . "$HMMV_ROOT/tests/vm/suite-lib.sh"
 
+# rxe_private_ns NAME "$0" ARGS...: run the calling script again in a private mount namespace
+# and, once inside it, prepare that namespace; NAME prefixes the messages. libibverbs dlopens
+# every provider listed in /etc/libibverbs.d (17 on Debian 12) in every process, ~3 s over 9p
+# under TCG, more than many transfers: inside, /etc/libibverbs.d lists rxe only (the same in
+# every mode, so it changes no ratio; the guest's own view is untouched). debugfs is mounted
+# there too (ib_hmm's stats, tracing). The namespace ends with the script.
+rxe_private_ns() {
+	local name=$1 cfg
+	shift
+	[ -n "${HMMV_PRIVATE_NS:-}" ] || HMMV_PRIVATE_NS=1 exec unshare --mount --propagation private "$@"
+	cfg=$(mktemp -d) && echo "driver rxe" >"$cfg/rxe.driver" && mount --bind "$cfg" /etc/libibverbs.d ||
+		echo "$name: cannot narrow libibverbs.d; slower" >&2
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+}
+
 # rxe_loaded: "ours", "stock" or "none". Our rdma_rxe is the one that holds ib_hmm (Debian's
 # modules carry no srcversion to compare).
 rxe_loaded() {
